@@ -1,0 +1,121 @@
+"""The interfaces problem instances and linear solvers implement, one per problem kind.
+
+A ``ProblemSpec.factory`` returns one of these; the runner drives them. Plugins subclass
+``TrainingProblem`` or build ``LinearSystemProblem`` directly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Protocol
+
+import numpy as np
+import torch
+
+
+class TrainingProblem:
+    """A model (or bare parameters), batches, a loss, and an evaluation.
+
+    Subclasses set ``self.model`` (an ``nn.Module``, or None for bare parameters, in which case
+    they override ``parameters()``) and implement ``loss`` and ``evaluate``.
+    """
+
+    model: torch.nn.Module | None = None
+
+    def parameters(self) -> list[torch.Tensor]:
+        """The tensors the optimizer updates."""
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    def batch(self, step: int) -> Any:
+        """The batch for step `step` (1-based); deterministic per seed. Default: full batch."""
+        return None
+
+    def loss(self, batch: Any) -> torch.Tensor:
+        """The scalar training loss on `batch`, differentiable with respect to the parameters."""
+        raise NotImplementedError
+
+    def evaluate(self) -> dict[str, float]:
+        """Metric values (at least ``loss``) at the current parameters; excluded from timing."""
+        raise NotImplementedError
+
+
+@dataclass
+class LinearSystem:
+    """One system A x = b. ``A`` is a torch sparse CSR (or dense) tensor on the problem's device."""
+
+    A: torch.Tensor
+    b: torch.Tensor
+    x_exact: torch.Tensor | None = None
+    name: str = ""
+    info: dict = field(default_factory=dict)
+    _scipy: Any = field(default=None, repr=False)
+
+    @property
+    def n(self) -> int:
+        """Number of unknowns."""
+        return int(self.b.shape[0])
+
+    def matvec(self, x: torch.Tensor) -> torch.Tensor:
+        """A @ x."""
+        return self.A @ x
+
+    def scipy(self):
+        """A as a scipy.sparse CSR matrix (float64, on the host), for reference solvers."""
+        if self._scipy is None:
+            import scipy.sparse as sp
+
+            if self.A.layout == torch.sparse_csr:
+                A = self.A.to("cpu", torch.float64)
+                self._scipy = sp.csr_matrix(
+                    (A.values().numpy(), A.col_indices().numpy(), A.crow_indices().numpy()),
+                    shape=tuple(A.shape))
+            else:
+                self._scipy = sp.csr_matrix(self.A.to("cpu", torch.float64).numpy())
+        return self._scipy
+
+    def metrics(self, x) -> dict[str, float]:
+        """rel_residual = ||b - A x|| / ||b||, and rel_error = ||x - x*|| / ||x*|| when x* is known."""
+        x = as_tensor(x, like=self.b)
+        r = self.b - self.matvec(x)
+        out = {"rel_residual": float(torch.linalg.vector_norm(r) / torch.linalg.vector_norm(self.b))}
+        if self.x_exact is not None:
+            out["rel_error"] = float(torch.linalg.vector_norm(x - self.x_exact)
+                                     / torch.linalg.vector_norm(self.x_exact))
+        return out
+
+
+def as_tensor(x, like: torch.Tensor) -> torch.Tensor:
+    """Convert a numpy array or tensor to a tensor with `like`'s device and dtype."""
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    return x.to(device=like.device, dtype=like.dtype).reshape(like.shape)
+
+
+class LinearSystemProblem:
+    """One linear system, or a sequence of related systems solved in turn by the same solver."""
+
+    def __init__(self, systems: list[LinearSystem] | Callable[[], Iterator[LinearSystem]]):
+        self._systems = systems
+
+    def systems(self) -> Iterator[LinearSystem]:
+        """The systems, in order; a solver object sees them all (it may learn across them)."""
+        return iter(self._systems() if callable(self._systems) else self._systems)
+
+
+class StopSolve(Exception):
+    """Raised by the runner's callback to stop a linear solve (target, budget or divergence)."""
+
+
+class LinearSolver(Protocol):
+    """What a linear-system ``OptimizerSpec.factory(**hparams)`` returns.
+
+    ``setup(system)`` (optional) does the work done once per matrix (factorization, AMG
+    hierarchy); it is timed apart as setup time and counts towards time-to-target.
+    ``solve(b, x0, maxiter, callback)`` iterates from x0, calls ``callback(xk)`` after every
+    iteration, and returns the last iterate; the callback may raise StopSolve, which the solver
+    lets through. Iterations are counted by callback calls.
+    """
+
+    def setup(self, system: LinearSystem) -> None: ...
+
+    def solve(self, b: torch.Tensor, x0: torch.Tensor, maxiter: int,
+              callback: Callable[[Any], None]) -> Any: ...

@@ -1,0 +1,119 @@
+"""Results on disk: a Parquet dataset that pandas, pyarrow.dataset, DuckDB and polars read as is.
+
+    DIR/trials/<trial_id>.parquet   one row per trial (TRIAL_SCHEMA)
+    DIR/curves/<trial_id>.parquet   long format: trial_id, step, time_s, metric, value
+
+Each file is written under a temporary name and renamed into place, curves first: a trial file
+exists only once its trial is complete, so a rerun skips exactly the complete trials. Every file
+has the same schema, so readers never drop columns. No pickle anywhere.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+STATUSES = ("ok", "target_reached", "diverged", "error", "timeout")
+
+TRIAL_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("trial_id", pa.string()), ("suite", pa.string()),
+    ("problem", pa.string()), ("problem_params", pa.string()), ("kind", pa.string()),
+    ("optimizer", pa.string()), ("hparams", pa.string()), ("label", pa.string()),
+    ("seed", pa.int64()), ("device", pa.string()), ("dtype", pa.string()),
+    ("budget", pa.string()), ("targets", pa.string()),
+    ("status", pa.string()), ("error", pa.string()), ("warnings", pa.string()),
+    ("steps", pa.int64()), ("train_time_s", pa.float64()), ("setup_time_s", pa.float64()),
+    ("warmup_steps", pa.int64()), ("warmup_time_s", pa.float64()), ("eval_time_s", pa.float64()),
+    ("time_to_target_s", pa.float64()), ("steps_to_target", pa.int64()),
+    ("metrics", pa.map_(pa.string(), pa.float64())),
+    ("counters", pa.map_(pa.string(), pa.int64())),
+    ("git_commit", pa.string()), ("git_dirty", pa.bool_()), ("package_versions", pa.string()),
+    ("host", pa.string()), ("cpu_model", pa.string()), ("gpu_model", pa.string()),
+    ("python_version", pa.string()), ("torch_version", pa.string()),
+    ("cpu_count", pa.int64()), ("torch_threads", pa.int64()),
+    ("started_at", pa.timestamp("us", tz="UTC")), ("ended_at", pa.timestamp("us", tz="UTC")),
+])
+
+CURVE_SCHEMA = pa.schema([
+    ("trial_id", pa.string()), ("step", pa.int64()), ("time_s", pa.float64()),
+    ("metric", pa.string()), ("value", pa.float64()),
+])
+
+
+def _atomic_write(table: pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def trial_path(out: str | Path, trial_id: str) -> Path:
+    """Where a trial's row lives."""
+    return Path(out) / "trials" / f"{trial_id}.parquet"
+
+
+def write_trial(out: str | Path, row: dict, curve: list[tuple]) -> None:
+    """Write a finished trial: its curve (rows of step, time_s, metric, value), then its row."""
+    tid = row["trial_id"]
+    curve_table = pa.table({
+        "trial_id": [tid] * len(curve), "step": [c[0] for c in curve], "time_s": [c[1] for c in curve],
+        "metric": [c[2] for c in curve], "value": [c[3] for c in curve]}, schema=CURVE_SCHEMA)
+    _atomic_write(curve_table, Path(out) / "curves" / f"{tid}.parquet")
+    full = {name: row.get(name) for name in TRIAL_SCHEMA.names}
+    for key in ("metrics", "counters"):
+        full[key] = list((full[key] or {}).items())
+    _atomic_write(pa.Table.from_pylist([full], schema=TRIAL_SCHEMA), trial_path(out, tid))
+
+
+def completed_trial_ids(out: str | Path) -> set[str]:
+    """Ids of the trials already written to `out`."""
+    d = Path(out) / "trials"
+    return {p.stem for p in d.glob("*.parquet")} if d.is_dir() else set()
+
+
+def read_trials(*dirs: str | Path):
+    """All trial rows of one or more results directories as a pandas DataFrame.
+
+    The ``metrics`` and ``counters`` maps become plain dicts; ``problem_params`` and ``hparams``
+    stay JSON text (see ``json.loads``).
+    """
+    import pandas as pd
+
+    frames = []
+    for d in dirs:
+        files = sorted((Path(d) / "trials").glob("*.parquet"))
+        if files:
+            frames.append(pa.concat_tables([pq.read_table(f, schema=TRIAL_SCHEMA) for f in files])
+                          .to_pandas(maps_as_pydicts="strict"))
+    if not frames:
+        return pd.DataFrame(columns=TRIAL_SCHEMA.names)
+    return pd.concat(frames, ignore_index=True)
+
+
+def read_curves(*dirs: str | Path):
+    """All curve points of one or more results directories as a pandas DataFrame."""
+    import pandas as pd
+
+    tables = []
+    for d in dirs:
+        files = sorted((Path(d) / "curves").glob("*.parquet"))
+        tables += [pq.read_table(f, schema=CURVE_SCHEMA) for f in files]
+    if not tables:
+        return pd.DataFrame(columns=CURVE_SCHEMA.names)
+    return pa.concat_tables(tables).to_pandas()
+
+
+def to_json(value) -> str:
+    """Canonical JSON used for the params and hparams columns."""
+    return json.dumps(value, sort_keys=True, default=str)

@@ -1,0 +1,354 @@
+"""Suite files (TOML) -> a validated list of trials.
+
+Every problem runs with every optimizer of a kind it supports, once per seed (and once per point
+of an optimizer's ``sweep``). Any mistake in the file raises ``BenchInputError`` with one line
+that names the file and the key.
+"""
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import inspect
+import itertools
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+import torch
+
+from .errors import BenchInputError
+from .registry import Registry, get_registry
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32,
+          "bfloat16": torch.bfloat16, "float16": torch.float16}
+DEFAULT_MAX_STEPS = 1000
+BUDGET_KEYS = {"max_steps": int, "max_seconds": (int, float), "warmup_steps": int}
+EVAL_KEYS = {"every": int, "points": int}
+SUITE_KEYS = {"name", "description", "seeds", "device", "dtype", "problems", "optimizers", "metrics"}
+PROBLEM_KEYS = {"name", "params", "budget", "target", "eval", "dtype", "device"}
+OPTIMIZER_KEYS = {"name", "hparams", "sweep"}
+
+
+@dataclass
+class Trial:
+    """One (problem, params, optimizer, hparams, seed) run with its budget and targets."""
+
+    suite: str
+    problem: str
+    params: dict
+    kind: str
+    optimizer: str
+    hparams: dict
+    seed: int
+    device: str
+    dtype: str
+    budget: dict
+    targets: dict
+    eval: dict
+    metrics: list | None = None
+    trial_id: str = field(default="")
+
+    def __post_init__(self):
+        if not self.trial_id:
+            self.trial_id = trial_key_hash(self)
+
+    def to_dict(self) -> dict:
+        """Plain-data form (JSON-able), e.g. to send the trial to another process."""
+        return asdict(self)
+
+    @property
+    def label(self) -> str:
+        """optimizer(hparams) as the leaderboard shows it."""
+        return optimizer_label(self.optimizer, self.hparams)
+
+
+def optimizer_label(optimizer: str, hparams: dict) -> str:
+    """A short readable name for an optimizer with its hyperparameters."""
+    if not hparams:
+        return optimizer
+    return f"{optimizer}({', '.join(f'{k}={_short(v)}' for k, v in sorted(hparams.items()))})"
+
+
+def _short(v) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def trial_key_hash(trial: Trial) -> str:
+    """Content hash of everything that determines a trial's outcome (16 hex characters)."""
+    key = {k: getattr(trial, k) for k in ("problem", "params", "optimizer", "hparams", "seed",
+                                           "device", "dtype", "budget", "targets", "eval")}
+    text = json.dumps(key, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Suite:
+    """A parsed suite: its name, source file and the trials it expands to."""
+
+    name: str
+    path: str
+    trials: list
+
+
+def load_suite(path: str | Path, registry: Registry | None = None,
+               filters: list[str] | None = None) -> Suite:
+    """Read, validate and expand a suite file. Raises BenchInputError on any mistake."""
+    path = Path(path)
+    if not path.is_file():
+        raise BenchInputError(f"{path}: suite file not found")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise BenchInputError(f"{path}: malformed TOML: {exc}") from None
+    return parse_suite(data, str(path), registry or get_registry(), filters)
+
+
+def parse_suite(data: dict, source: str, registry: Registry, filters: list[str] | None = None) -> Suite:
+    """Validate a suite given as a dict (as from TOML) and expand it into trials."""
+    v = _Validator(source)
+    v.keys(data, SUITE_KEYS, "")
+    name = v.typed(data.get("name", Path(source).stem), str, "name")
+    seeds = data.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(_is_int(s) for s in seeds):
+        v.fail("seeds", f"expected a non-empty list of integers, got {seeds!r}")
+    device = check_device(v, data.get("device", "cpu"), "device")
+    dtype = check_dtype(v, data.get("dtype", "float32"), "dtype")
+    metrics = data.get("metrics")
+    if metrics is not None:
+        if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
+            v.fail("metrics", "expected a list of metric names")
+        for i, m in enumerate(metrics):
+            v.known(lambda n: registry.metric(n), m, f"metrics[{i}]")
+
+    problems = v.table_list(data, "problems")
+    optimizers = v.table_list(data, "optimizers")
+    opt_entries = []
+    for i, entry in enumerate(optimizers):
+        where = f"optimizers[{i}]"
+        v.keys(entry, OPTIMIZER_KEYS, where)
+        spec = v.known(registry.optimizer, v.required(entry, "name", str, where), f"{where}.name")
+        hparams = v.typed(entry.get("hparams", {}), dict, f"{where}.hparams")
+        sweep = v.typed(entry.get("sweep", {}), dict, f"{where}.sweep")
+        for key, values in sweep.items():
+            if not isinstance(values, list) or not values:
+                v.fail(f"{where}.sweep.{key}", "expected a non-empty list of values")
+        grid = [dict(zip(sweep, combo)) for combo in itertools.product(*sweep.values())] or [{}]
+        for point in grid:
+            chosen = {**hparams, **point}
+            check_hparams(v, spec, chosen, where)
+            opt_entries.append((spec, {**spec.defaults, **chosen}))
+
+    trials = []
+    for i, entry in enumerate(problems):
+        where = f"problems[{i}]"
+        v.keys(entry, PROBLEM_KEYS, where)
+        spec = v.known(registry.problem, v.required(entry, "name", str, where), f"{where}.name")
+        params = v.typed(entry.get("params", {}), dict, f"{where}.params")
+        check_params(v, spec, params, f"{where}.params")
+        budget = {**spec.budget, **v.typed(entry.get("budget", {}), dict, f"{where}.budget")}
+        budget.setdefault("max_steps", DEFAULT_MAX_STEPS)
+        _check_table(v, budget, BUDGET_KEYS, f"{where}.budget")
+        targets = v.typed(entry.get("target", spec.targets), dict, f"{where}.target")
+        for key, value in targets.items():
+            if not _is_number(value):
+                v.fail(f"{where}.target.{key}", f"expected a number, got {value!r}")
+        schedule = v.typed(entry.get("eval", {}), dict, f"{where}.eval")
+        _check_table(v, schedule, EVAL_KEYS, f"{where}.eval")
+        if len(schedule) > 1:
+            v.fail(f"{where}.eval", "give one of 'every' or 'points'")
+        p_dtype = check_dtype(v, entry.get("dtype", dtype), f"{where}.dtype")
+        p_device = check_device(v, entry.get("device", device), f"{where}.device")
+        for opt_spec, hp in opt_entries:
+            if spec.kind not in opt_spec.kinds:
+                continue
+            for seed in seeds:
+                trials.append(Trial(suite=name, problem=spec.name, params={**spec.params, **params},
+                                    kind=spec.kind, optimizer=opt_spec.name, hparams=hp, seed=int(seed),
+                                    device=p_device, dtype=p_dtype, budget=budget, targets=targets,
+                                    eval=schedule, metrics=metrics))
+    trials = apply_filters(trials, filters or [])
+    return Suite(name=name, path=source, trials=trials)
+
+
+def apply_filters(trials: list[Trial], filters: list[str]) -> list[Trial]:
+    """Keep trials matching every filter: ``problem=GLOB``, ``optimizer=GLOB``, ``seed=N``,
+    or a bare GLOB matched against the problem or the optimizer name."""
+    for f in filters:
+        key, sep, pattern = f.partition("=")
+        if not sep:
+            key, pattern = "", f
+        if key not in ("", "problem", "optimizer", "seed"):
+            raise BenchInputError(f"--filter {f}: key must be problem, optimizer or seed")
+        if key == "seed":
+            trials = [t for t in trials if str(t.seed) == pattern]
+        elif key:
+            trials = [t for t in trials if fnmatch.fnmatchcase(getattr(t, key), pattern)]
+        else:
+            trials = [t for t in trials if fnmatch.fnmatchcase(t.problem, pattern)
+                      or fnmatch.fnmatchcase(t.optimizer, pattern)]
+    return trials
+
+
+# --------------------------------------------------------------------------- checks
+class _Validator:
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, key: str, message: str):
+        raise BenchInputError(f"{self.source}: {key}: {message}")
+
+    def keys(self, table: dict, allowed: set, where: str):
+        for key in table:
+            if key not in allowed:
+                self.fail(f"{where}.{key}" if where else key,
+                          f"unknown key (expected one of {', '.join(sorted(allowed))})")
+
+    def typed(self, value, typ, key: str):
+        if not isinstance(value, typ):
+            self.fail(key, f"expected {_type_name(typ)}, got {value!r}")
+        return value
+
+    def required(self, table: dict, key: str, typ, where: str):
+        if key not in table:
+            self.fail(f"{where}.{key}", "missing")
+        return self.typed(table[key], typ, f"{where}.{key}")
+
+    def known(self, lookup, name: str, key: str):
+        try:
+            return lookup(name)
+        except BenchInputError as exc:
+            self.fail(key, str(exc))
+
+    def table_list(self, data: dict, key: str) -> list:
+        items = data.get(key)
+        if not isinstance(items, list) or not items or not all(isinstance(x, dict) for x in items):
+            self.fail(key, f"expected at least one [[{key}]] table")
+        return items
+
+
+def _check_table(v: _Validator, table: dict, schema: dict, where: str):
+    for key, value in table.items():
+        if key not in schema:
+            v.fail(f"{where}.{key}", f"unknown key (expected one of {', '.join(sorted(schema))})")
+        typ = schema[key]
+        if isinstance(value, bool) or not isinstance(value, typ) or value <= 0:
+            v.fail(f"{where}.{key}", f"expected a positive {_type_name(typ)}, got {value!r}")
+
+
+def check_dtype(v: _Validator, value, key: str) -> str:
+    """A dtype name from DTYPES."""
+    if value not in DTYPES:
+        v.fail(key, f"unknown dtype {value!r} (expected one of {', '.join(DTYPES)})")
+    return value
+
+
+def check_device(v: _Validator, value, key: str) -> str:
+    """A device string that exists on this machine."""
+    if not isinstance(value, str):
+        v.fail(key, f"expected a device name, got {value!r}")
+    try:
+        dev = torch.device(value)
+    except (RuntimeError, ValueError):
+        v.fail(key, f"unknown device {value!r} (expected cpu, cuda or cuda:N)")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            v.fail(key, f"device {value!r} does not exist here (no CUDA device available)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            v.fail(key, f"device {value!r} does not exist here ({torch.cuda.device_count()} CUDA devices)")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            v.fail(key, f"device {value!r} does not exist here")
+    elif dev.type != "cpu":
+        v.fail(key, f"unsupported device {value!r} (expected cpu, cuda or cuda:N)")
+    return value
+
+
+def accepted_arguments(factory, skip_first: bool) -> tuple[dict, bool]:
+    """The keyword arguments a factory takes (name -> default) and whether it takes **kwargs."""
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return {}, True
+    params = list(sig.parameters.values())
+    if skip_first and params and params[0].kind in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD):
+        params = params[1:]
+    names = {p.name: p.default for p in params
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return names, any(p.kind == p.VAR_KEYWORD for p in params)
+
+
+def check_hparams(v: _Validator, spec, hparams: dict, where: str) -> None:
+    """Every hparam must be one the optimizer takes, of the type of its default."""
+    training = "training" in spec.kinds
+    names, any_kw = accepted_arguments(spec.factory, skip_first=training)
+    names.pop("model", None)
+    defaults = {**{k: d for k, d in names.items() if d is not inspect.Parameter.empty}, **spec.defaults}
+    for key, value in hparams.items():
+        if key not in names and key not in spec.defaults and key not in spec.search_space and not any_kw:
+            v.fail(f"{where}.hparams.{key}", f"optimizer {spec.name!r} takes no hyperparameter {key!r}"
+                   f" (it takes: {', '.join(sorted(set(names) | set(spec.defaults))) or 'none'})")
+        if key in defaults:
+            _check_type(v, value, defaults[key], f"{where}.hparams.{key}")
+
+
+def check_params(v: _Validator, spec, params: dict, where: str) -> None:
+    """Every problem parameter must be declared in the spec's params, with a matching type."""
+    for key, value in params.items():
+        if key not in spec.params:
+            v.fail(f"{where}.{key}", f"problem {spec.name!r} takes no parameter {key!r}"
+                   f" (it takes: {', '.join(sorted(spec.params)) or 'none'})")
+        _check_type(v, value, spec.params[key], f"{where}.{key}")
+
+
+def _check_type(v: _Validator, value, default, key: str) -> None:
+    if default is None:
+        return
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = _is_int(value) or (_is_number(value) and float(value).is_integer())
+    elif isinstance(default, float):
+        ok = _is_number(value)
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    elif isinstance(default, (tuple, list)):
+        ok = isinstance(value, (list, tuple))
+    else:
+        ok = True
+    if not ok:
+        v.fail(key, f"expected {_describe(default)}, got {value!r}")
+
+
+def _describe(default) -> str:
+    if isinstance(default, bool):
+        return "true or false"
+    if isinstance(default, int):
+        return "an integer"
+    if isinstance(default, float):
+        return "a number"
+    if isinstance(default, str):
+        return "a string"
+    if isinstance(default, (tuple, list)):
+        return "a list"
+    return type(default).__name__
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _type_name(typ) -> str:
+    names = {dict: "a table", list: "a list", str: "a string", int: "an integer", float: "a number"}
+    if isinstance(typ, tuple):
+        return "number"
+    return names.get(typ, typ.__name__)

@@ -1,0 +1,1 @@
+"""bench_linear: iterative solvers and preconditioners for linear systems."""

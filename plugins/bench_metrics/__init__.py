@@ -1,0 +1,1 @@
+"""bench_metrics: problem-independent metrics (memory, optimizer-state bytes)."""

@@ -1,0 +1,1 @@
+"""bench_optim: optimizers for training problems (adapters to libraries and own implementations)."""

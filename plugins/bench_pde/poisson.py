@@ -1,0 +1,48 @@
+"""pde.poisson2d: −Δu = f on the unit square, zero Dirichlet boundary, 5-point finite differences.
+
+On an n×n interior grid with h = 1/(n+1), A = (T ⊗ I + I ⊗ T)/h² with T = tridiag(−1, 2, −1):
+symmetric positive definite, condition number ~ 4/(π² h²). The exact discrete solution x* is
+drawn per seed and b = A x*, so the error against x* is known exactly.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+import bench_core
+
+
+def poisson2d_matrix(n: int) -> sp.csr_matrix:
+    """The 5-point Laplacian on an n×n interior grid, scaled by 1/h² (scipy CSR, float64)."""
+    h = 1.0 / (n + 1)
+    t = sp.diags([-np.ones(n - 1), 2 * np.ones(n), -np.ones(n - 1)], [-1, 0, 1])
+    eye = sp.identity(n)
+    return ((sp.kron(t, eye) + sp.kron(eye, t)) / h**2).tocsr()
+
+
+def scipy_to_torch_csr(a: sp.csr_matrix, device, dtype) -> torch.Tensor:
+    """A scipy CSR matrix as a torch sparse CSR tensor."""
+    a = a.tocsr()
+    a.sort_indices()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(a.indptr.astype(np.int64)), torch.from_numpy(a.indices.astype(np.int64)),
+            torch.from_numpy(a.data), size=a.shape).to(device=device, dtype=dtype)
+
+
+def poisson2d(seed: int, device, dtype, n: int = 64) -> bench_core.LinearSystemProblem:
+    """The 2D Poisson system with a random exact solution."""
+    if n < 2:
+        raise ValueError("n must be at least 2")
+    a = poisson2d_matrix(n)
+    x = np.random.default_rng(seed).standard_normal(n * n)
+    system = bench_core.LinearSystem(
+        A=scipy_to_torch_csr(a, device, dtype),
+        b=torch.from_numpy(a @ x).to(device, dtype), x_exact=torch.from_numpy(x).to(device, dtype),
+        name=f"poisson2d-{n}", info={"n": n, "spd": True})
+    system._scipy = a
+    return bench_core.LinearSystemProblem([system])

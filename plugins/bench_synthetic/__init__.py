@@ -1,0 +1,1 @@
+"""bench_synthetic: small synthetic training problems with known answers."""

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Set up (venv, torch, bench-core with test extras, Debian packages the tests need) and run the tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh all,test
+. .venv/bin/activate
+set +e
+python -m pytest "$@"
+rc=$?
+set -e
+[ "$rc" -eq 5 ] && { echo "no tests collected" >&2; exit 1; }
+exit "$rc"
