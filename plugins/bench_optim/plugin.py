@@ -1,12 +1,19 @@
-"""Entry point of the bench_optim plugin: registers its optimizers with bench_core."""
+"""Entry point of the bench_optim plugin: registers its optimizers with bench_core.
+
+Each module contributes a function returning its OptimizerSpecs; add yours to SPEC_SOURCES.
+"""
 from __future__ import annotations
 
 import bench_core
 
 from .torch_optim import torch_optimizer_specs
 
+SPEC_SOURCES = [
+    torch_optimizer_specs,
+]
+
 
 @bench_core.hookimpl
 def bench_optimizers():
-    """torch.optim's optimizers as torch.<name>."""
-    return torch_optimizer_specs()
+    """Every optimizer of this plugin."""
+    return [spec for source in SPEC_SOURCES for spec in source()]
