@@ -46,3 +46,19 @@ def poisson2d(seed: int, device, dtype, n: int = 64) -> bench_core.LinearSystemP
         name=f"poisson2d-{n}", info={"n": n, "spd": True})
     system._scipy = a
     return bench_core.LinearSystemProblem([system])
+
+
+def poisson_problem_specs() -> list[bench_core.ProblemSpec]:
+    """pde.poisson2d."""
+    return [bench_core.ProblemSpec(
+        name="pde.poisson2d", kind="linear_system", factory=poisson2d, params={"n": 64},
+        targets={"rel_residual": 1e-8}, budget={"max_steps": 2000},
+        description="2D Poisson, 5-point finite differences on an n×n grid (SPD).")]
+
+
+def residual_metric_specs() -> list[bench_core.MetricSpec]:
+    """Directions of the values linear-system problems report."""
+    return [
+        bench_core.MetricSpec("rel_residual", None, higher_is_better=False, description="‖b − Ax‖ / ‖b‖"),
+        bench_core.MetricSpec("rel_error", None, higher_is_better=False, description="‖x − x*‖ / ‖x*‖"),
+    ]
