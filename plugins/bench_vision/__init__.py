@@ -1,0 +1,1 @@
+"""bench_vision: image-classification training problems (MNIST digits, scikit-learn digits, synthetic CIFAR-shaped images)."""
