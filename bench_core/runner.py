@@ -215,7 +215,9 @@ def _run_training(ctx: TrialContext, rec: _Recorder, spec, opt_spec) -> str:
     check_each_step = ctx.device.type != "cuda"
 
     def evaluate(step: int) -> str | None:
+        t0 = time.perf_counter()
         metrics = _evaluate_training(problem, optimizer)
+        rec.eval_time += time.perf_counter() - t0
         ctx.count("evaluations")
         rec.record(step, metrics)
         if any(not math.isfinite(v) for k, v in metrics.items() if "loss" in k):
@@ -302,21 +304,25 @@ def _run_linear(ctx: TrialContext, rec: _Recorder, spec, opt_spec) -> str:
             total += 1
             state["iters"] += 1
             state["x"] = xk
+            t_eval = time.perf_counter()
             metrics = system.metrics(xk)
-            if total in schedule:
-                rec.record(total, metrics)
+            rec.eval_time += time.perf_counter() - t_eval
             res = metrics["rel_residual"]
+            stop = None
             if not math.isfinite(res) or res > DIVERGED_RESIDUAL:
-                rec.record(total, metrics)
-                raise _Stop("diverged", f"relative residual became {res:.3g} at iteration {total}")
-            if targets_met(trial.targets, metrics, ctx.registry):
+                stop = _Stop("diverged", f"relative residual became {res:.3g} at iteration {total}")
+            elif targets_met(trial.targets, metrics, ctx.registry):
                 state["reached"] = True
-                raise StopSolve()
-            if max_seconds is not None and rec.elapsed() > max_seconds:
+                stop = StopSolve()
+            elif max_seconds is not None and rec.elapsed() > max_seconds:
+                stop = _Stop("timeout")
+            elif state["iters"] >= maxiter:
+                stop = StopSolve()
+            if stop is not None or total in schedule:
                 rec.record(total, metrics)
-                raise _Stop("timeout")
-            if state["iters"] >= maxiter:
-                raise StopSolve()
+                state["recorded"] = total
+            if stop is not None:
+                raise stop
             rec.start()
 
         if not state["reached"]:
@@ -329,10 +335,9 @@ def _run_linear(ctx: TrialContext, rec: _Recorder, spec, opt_spec) -> str:
                 pass
             if rec.segment_start is not None:
                 rec.pause()
-        final = system.metrics(state["x"])
         ctx.step = total
-        if total not in schedule or state["reached"]:
-            rec.record(total, final)
+        if state.get("recorded") != total:  # the solver stopped on its own
+            rec.record(total, system.metrics(state["x"]))
         rec.curve.append((total, rec.setup_time + rec.train_time, "system_iterations", float(state["iters"])))
         all_reached = all_reached and state["reached"]
     ctx.count("iterations", total)

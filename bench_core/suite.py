@@ -238,7 +238,7 @@ def _check_table(v: _Validator, table: dict, schema: dict, where: str):
             v.fail(f"{where}.{key}", f"unknown key (expected one of {', '.join(sorted(schema))})")
         typ = schema[key]
         if isinstance(value, bool) or not isinstance(value, typ) or value <= 0:
-            v.fail(f"{where}.{key}", f"expected a positive {_type_name(typ)}, got {value!r}")
+            v.fail(f"{where}.{key}", f"expected a positive {'integer' if typ is int else 'number'}, got {value!r}")
 
 
 def check_dtype(v: _Validator, value, key: str) -> str:

@@ -1,0 +1,99 @@
+"""Suite files: expansion into trials, and every kind of bad input as one line with exit code 2."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bench_core.cli import main
+from bench_core.errors import BenchInputError
+from bench_core.registry import build_registry
+from bench_core.suite import load_suite
+
+GOOD = """
+name = "t"
+seeds = [0, 1]
+[[problems]]
+name = "synthetic.quadratic"
+params = { dim = 10 }
+budget = { max_steps = 20 }
+[[problems]]
+name = "pde.poisson2d"
+params = { n = 8 }
+[[optimizers]]
+name = "torch.sgd"
+sweep = { lr = [0.1, 0.01] }
+[[optimizers]]
+name = "linear.cg"
+"""
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return build_registry()
+
+
+def test_every_optimizer_runs_on_every_problem_of_its_kind_per_seed(write_suite, registry):
+    suite = load_suite(write_suite(GOOD), registry)
+    pairs = [(t.problem, t.optimizer, t.hparams.get("lr"), t.seed) for t in suite.trials]
+    assert len(pairs) == 2 * 2 + 2  # quadratic x sgd x 2 lrs x 2 seeds; poisson x cg x 2 seeds
+    assert ("synthetic.quadratic", "torch.sgd", 0.01, 1) in pairs
+    assert ("pde.poisson2d", "linear.cg", None, 0) in pairs
+    quad = suite.trials[0]
+    assert quad.params == {"dim": 10, "condition": 1e4, "noise": 0.0}  # defaults filled in
+    assert quad.budget["max_steps"] == 20
+    assert quad.targets == {"loss": 1e-6}  # the problem's default target
+    assert quad.hparams["momentum"] == 0.9  # the spec's default hparams
+    assert len({t.trial_id for t in suite.trials}) == len(suite.trials)
+    again = load_suite(write_suite(GOOD), registry)
+    assert [t.trial_id for t in again.trials] == [t.trial_id for t in suite.trials]
+
+
+def test_filters(write_suite, registry):
+    path = write_suite(GOOD)
+    assert {t.optimizer for t in load_suite(path, registry, ["optimizer=linear.*"]).trials} == {"linear.cg"}
+    assert {t.seed for t in load_suite(path, registry, ["seed=1"]).trials} == {1}
+    assert {t.problem for t in load_suite(path, registry, ["*quadratic"]).trials} == {"synthetic.quadratic"}
+    with pytest.raises(BenchInputError, match="--filter"):
+        load_suite(path, registry, ["color=red"])
+
+
+BAD = [
+    ("missing_file", None, "suite file not found"),
+    ("malformed", "name = \n[[problems", "malformed TOML"),
+    ("unknown_problem", GOOD.replace("synthetic.quadratic", "synthetic.quadratc"),
+     "problems[0].name: unknown problem 'synthetic.quadratc' (did you mean 'synthetic.quadratic'?)"),
+    ("unknown_optimizer", GOOD.replace('"torch.sgd"', '"torch.sgdd"'),
+     "optimizers[0].name: unknown optimizer 'torch.sgdd' (did you mean 'torch.sgd'?)"),
+    ("unknown_hparam", GOOD.replace("sweep = { lr = [0.1, 0.01] }", "hparams = { speed = 3 }"),
+     "optimizers[0].hparams.speed: optimizer 'torch.sgd' takes no hyperparameter 'speed'"),
+    ("wrong_hparam_type", GOOD.replace("sweep = { lr = [0.1, 0.01] }", 'hparams = { lr = "fast" }'),
+     "optimizers[0].hparams.lr: expected a number, got 'fast'"),
+    ("wrong_bool_type", GOOD.replace("sweep = { lr = [0.1, 0.01] }", "hparams = { nesterov = 1 }"),
+     "optimizers[0].hparams.nesterov: expected true or false"),
+    ("unknown_param", GOOD.replace("params = { dim = 10 }", "params = { size = 10 }"),
+     "problems[0].params.size: problem 'synthetic.quadratic' takes no parameter 'size'"),
+    ("wrong_param_type", GOOD.replace("params = { dim = 10 }", "params = { dim = 2.5 }"),
+     "problems[0].params.dim: expected an integer, got 2.5"),
+    ("bad_dtype", 'dtype = "float42"\n' + GOOD, "dtype: unknown dtype 'float42'"),
+    ("bad_device", 'device = "tpu"\n' + GOOD, "device: unknown device 'tpu'"),
+    ("bad_budget", GOOD.replace("max_steps = 20", "max_steps = -1"),
+     "problems[0].budget.max_steps: expected a positive integer"),
+    ("unknown_key", "colour = 1\n" + GOOD, "colour: unknown key"),
+    ("no_optimizers", GOOD.split("[[optimizers]]")[0], "optimizers: expected at least one [[optimizers]] table"),
+]
+if not torch.cuda.is_available():
+    BAD.append(("absent_cuda", 'device = "cuda"\n' + GOOD, "device: device 'cuda' does not exist here"))
+
+
+@pytest.mark.parametrize("case, text, message", BAD, ids=[b[0] for b in BAD])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, text, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "suite.toml"
+    if text is not None:
+        path.write_text(text)
+    code = main(["run", str(path), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert message in err and str(path) in err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "results").exists()
