@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import bench_core
 
+from .diffusion import diffusion_problem_specs
+from .heat import heat_problem_specs
 from .poisson import poisson_problem_specs, residual_metric_specs
 
 PROBLEM_SOURCES = [
     poisson_problem_specs,
+    diffusion_problem_specs,
+    heat_problem_specs,
 ]
 
 METRIC_SOURCES = [
