@@ -230,3 +230,16 @@ def test_eval_schedule():
     geo = EvalSchedule({"points": 5}, 10_000)
     assert [s for s in range(10_001) if s in geo] == [0, 1, 10, 100, 1000, 10_000]
     assert not math.isnan(len(geo.points))
+
+
+def test_cuda_clock_synchronizes_before_reading(monkeypatch):
+    from bench_core.runner import Clock
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: calls.append(device))
+    clock = Clock(torch.device("cuda:0"))
+    clock.now()
+    clock.now()
+    assert len(calls) == 2
+    Clock(torch.device("cpu")).now()
+    assert len(calls) == 2
