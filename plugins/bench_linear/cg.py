@@ -1,9 +1,13 @@
-"""linear.cg: the conjugate gradient method (Hestenes & Stiefel, "Methods of Conjugate Gradients
-for Solving Linear Systems", 1952) for symmetric positive definite A, in torch (CPU or CUDA).
+"""linear.cg and linear.pcg: the (preconditioned) conjugate gradient method (Hestenes & Stiefel,
+"Methods of Conjugate Gradients for Solving Linear Systems", 1952) for symmetric positive
+definite A, in torch (CPU or CUDA). One matrix-vector product and one preconditioner
+application per iteration:
 
-    r0 = b − A x0,  p0 = r0
-    α = rᵀr / pᵀAp,  x += α p,  r_new = r − α A p
-    β = r_newᵀr_new / rᵀr,  p = r_new + β p
+    r0 = b − A x0,  z0 = M⁻¹ r0,  p0 = z0
+    α = rᵀz / pᵀAp,  x += α p,  r −= α A p,  z = M⁻¹ r
+    β = r_newᵀz_new / rᵀz,  p = z + β p
+
+An "iteration" is one pass of this loop, as in scipy.sparse.linalg.cg.
 """
 from __future__ import annotations
 
@@ -11,34 +15,62 @@ import torch
 
 import bench_core
 
+from .base import Solver, SolverError
+from .preconditioners import make_preconditioner
 
-class ConjugateGradient:
-    """Plain CG; one matrix-vector product per iteration."""
 
-    def __init__(self):
-        self.system = None
-        self.bench_counters = {"matvecs": 0}
+class ConjugateGradient(Solver):
+    """CG, or PCG with a preconditioner from ``preconditioners.PRECONDITIONERS``."""
 
-    def setup(self, system: bench_core.LinearSystem) -> None:
-        """Keep the operator."""
-        self.system = system
+    name = "linear.cg"
+    needs_symmetric = True
+
+    def __init__(self, precond: str = "none", omega: float = 1.0, degree: int = 4,
+                 operator: str = "csr", rtol: float = 0.0):
+        super().__init__(operator, rtol)
+        self.precond_name, self.omega, self.degree = precond, omega, degree
+        if precond != "none":
+            self.name = "linear.pcg"
+
+    def _setup(self, system: bench_core.LinearSystem) -> None:
+        self.precond = make_preconditioner(self.precond_name, system, self.omega, self.degree)
 
     def solve(self, b: torch.Tensor, x0: torch.Tensor, maxiter: int, callback) -> torch.Tensor:
         """Iterate from x0 for at most maxiter iterations, calling callback(x) after each."""
-        matvec = self.system.matvec
+        plain = self.precond_name == "none"
+        apply = self.precond.apply
+        stop = self.threshold(b) ** 2
         x = x0.clone()
-        r = b - matvec(x)
-        self.bench_counters["matvecs"] += 1
-        p = r.clone()
-        rr = torch.dot(r, r)
+        r = b - self.matvec(x)
+        z = r if plain else apply(r)
+        p = z.clone()
+        rz = torch.dot(r, z)
+        rr = rz if plain else torch.dot(r, r)
         for _ in range(maxiter):
-            ap = matvec(p)
-            self.bench_counters["matvecs"] += 1
-            alpha = rr / torch.dot(p, ap)
-            x.add_(alpha * p)
-            r.sub_(alpha * ap)
-            rr_new = torch.dot(r, r)
+            ap = self.matvec(p)
+            pap = torch.dot(p, ap)
+            if not float(pap) > 0:
+                if float(rr) == 0.0:
+                    callback(x)
+                    return x
+                raise SolverError(f"{self.name} breakdown: pᵀAp = {float(pap):.3g} ≤ 0 "
+                                  "(the matrix is not positive definite)")
+            alpha = rz / pap
+            x.add_(p * alpha)
+            r.sub_(ap * alpha)
+            if plain:
+                rz_new = torch.dot(r, r)
+                rr = rz_new
+            else:
+                z = apply(r)
+                rz_new = torch.dot(r, z)
+                rr = torch.dot(r, r)
             callback(x)
-            p.mul_(rr_new / rr).add_(r)
-            rr = rr_new
+            if stop and float(rr) <= stop:
+                return x
+            if plain:
+                p.mul_(rz_new / rz).add_(r)
+            else:
+                p.mul_(rz_new / rz).add_(z)
+            rz = rz_new
         return x

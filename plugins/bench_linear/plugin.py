@@ -1,14 +1,43 @@
-"""Entry point of the bench_linear plugin: registers its solvers."""
+"""Entry point of the bench_linear plugin: registers its solvers, problems and metrics.
+
+Each module contributes a function returning its specs; add yours to the lists below.
+"""
 from __future__ import annotations
 
 import bench_core
 
-from .cg import ConjugateGradient
+from .learning_to_relax import relax_metric_specs
+from .matrices import matrix_problem_specs
+from .reference import reference_specs
+from .solvers import solver_specs
+
+OPTIMIZER_SOURCES = [
+    solver_specs,
+    reference_specs,
+]
+
+PROBLEM_SOURCES = [
+    matrix_problem_specs,
+]
+
+METRIC_SOURCES = [
+    relax_metric_specs,
+]
 
 
 @bench_core.hookimpl
 def bench_optimizers():
-    """linear.cg."""
-    return [bench_core.OptimizerSpec(
-        name="linear.cg", factory=ConjugateGradient, kinds={"linear_system"}, requires=set(),
-        description="Conjugate gradient (Hestenes–Stiefel), torch, CPU or CUDA.")]
+    """Every solver of this plugin (ours and the scipy/pyamg adapters)."""
+    return [spec for source in OPTIMIZER_SOURCES for spec in source()]
+
+
+@bench_core.hookimpl
+def bench_problems():
+    """linear.spectrum, linear.gallery."""
+    return [spec for source in PROBLEM_SOURCES for spec in source()]
+
+
+@bench_core.hookimpl
+def bench_metrics():
+    """The Learning-to-Relax totals and regrets."""
+    return [spec for source in METRIC_SOURCES for spec in source()]

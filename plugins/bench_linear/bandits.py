@@ -1,0 +1,104 @@
+"""Online policies that pick one of K parameter values per instance from cost feedback only.
+
+- ``Exp3`` (Auer et al., "The Nonstochastic Multiarmed Bandit Problem", 2002): exponential
+  weights on importance-weighted cost estimates; expected regret against the best fixed arm
+  O(√(T K log K)), so the average regret per instance shrinks like 1/√T.
+- ``ChebyshevLinUCB``: a contextual bandit in the spirit of ChebCB (Khodak et al., "Learning to
+  Relax", 2024): per arm, ridge regression of the cost on Chebyshev features T_0..T_d of the
+  (log-scaled) scalar context, and the arm with the lowest optimistic (lower-confidence) cost.
+
+Costs are normalized online by the largest cost seen so far, so they lie in [0, 1].
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+class Exp3:
+    """Exp3 over `k` arms; ``choose()`` then ``update(arm, cost)``."""
+
+    def __init__(self, k: int, horizon: int | None = None, seed: int = 0):
+        self.k = k
+        self.horizon = horizon
+        self.rng = np.random.default_rng(seed)
+        self.cum = np.zeros(k)  # importance-weighted cumulative normalized costs
+        self.t = 0
+        self.scale = 0.0
+        self.probs = np.full(k, 1.0 / k)
+        self.raw: list[tuple[int, float]] = []
+
+    def _eta(self) -> float:
+        t = self.horizon or max(self.t + 1, 1)
+        return math.sqrt(2 * math.log(self.k) / (t * self.k))
+
+    def choose(self, context=None) -> int:
+        """Sample an arm from the exponential weights."""
+        w = -self._eta() * (self.cum - self.cum.min())
+        p = np.exp(w)
+        self.probs = p / p.sum()
+        return int(self.rng.choice(self.k, p=self.probs))
+
+    def update(self, arm: int, cost: float, context=None) -> None:
+        """Feed back the cost (e.g. iterations) of the arm played."""
+        self.t += 1
+        self.raw.append((arm, float(cost)))
+        if cost > self.scale:  # renormalize the history to the new largest cost
+            if self.scale > 0:
+                self.cum *= self.scale / cost
+            self.scale = float(cost)
+        c = cost / self.scale if self.scale > 0 else 0.0
+        self.cum[arm] += c / self.probs[arm]
+
+
+def chebyshev_features(u: float, degree: int) -> np.ndarray:
+    """T_0(u) … T_degree(u) for u in [−1, 1]."""
+    feats = [1.0, u]
+    for _ in range(2, degree + 1):
+        feats.append(2 * u * feats[-1] - feats[-2])
+    return np.array(feats[: degree + 1])
+
+
+class ChebyshevLinUCB:
+    """Contextual bandit: per-arm ridge regression on Chebyshev features of log(context)."""
+
+    def __init__(self, k: int, degree: int = 3, context_range: tuple = (1e-3, 1e3),
+                 alpha: float = 0.5, ridge: float = 1.0, seed: int = 0):
+        self.k, self.degree, self.alpha = k, degree, alpha
+        self.lo, self.hi = math.log(context_range[0]), math.log(context_range[1])
+        dim = degree + 1
+        self.A = np.stack([ridge * np.eye(dim)] * k)
+        self.obs: list[list[tuple[np.ndarray, float]]] = [[] for _ in range(k)]
+        self.scale = 0.0
+        self.rng = np.random.default_rng(seed)
+        self.t = 0
+
+    def features(self, context: float) -> np.ndarray:
+        """Chebyshev features of the context mapped log-linearly onto [−1, 1]."""
+        u = (2 * (math.log(max(context, 1e-300)) - self.lo) / (self.hi - self.lo)) - 1
+        return chebyshev_features(float(np.clip(u, -1, 1)), self.degree)
+
+    def choose(self, context: float) -> int:
+        """The arm with the lowest lower-confidence-bound on its normalized cost."""
+        phi = self.features(context)
+        scores = np.empty(self.k)
+        for a in range(self.k):
+            inv = np.linalg.inv(self.A[a])
+            if self.obs[a]:
+                X = np.array([f for f, _ in self.obs[a]])
+                y = np.array([c for _, c in self.obs[a]]) / (self.scale or 1.0)
+                theta = inv @ (X.T @ y)
+            else:
+                theta = np.zeros_like(phi)
+            scores[a] = phi @ theta - self.alpha * math.sqrt(phi @ inv @ phi)
+        best = np.flatnonzero(scores <= scores.min() + 1e-12)
+        return int(self.rng.choice(best))
+
+    def update(self, arm: int, cost: float, context: float = 1.0) -> None:
+        """Feed back the cost of the arm played in this context."""
+        self.t += 1
+        phi = self.features(context)
+        self.A[arm] += np.outer(phi, phi)
+        self.obs[arm].append((phi, float(cost)))
+        self.scale = max(self.scale, float(cost))

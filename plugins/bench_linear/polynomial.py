@@ -1,0 +1,63 @@
+"""linear.poly_gm: the gradient method with adaptive polynomial preconditioning, after Doikov &
+Rodomanov, "Polynomial Preconditioning for Gradient Methods" (2023), for SPD A, where the
+objective is f(x) = ½ xᵀAx − bᵀx and its gradient is g = A x − b.
+
+Each iteration takes the step x ← x − p(A) g with the polynomial p of degree < τ chosen
+adaptively: the one that minimizes f along the low-dimensional Krylov subspace
+x + span{g, A g, …, A^{τ−1} g} (the paper's adaptive search). With the basis
+K = [g, Ag, …] (orthonormalized), c = (KᵀAK)⁻¹ Kᵀg and x ← x − K c. τ matvecs per iteration;
+τ = 1 is steepest descent with exact line search. The fixed symmetric-polynomial preconditioners
+of the same paper are in preconditioners.py (``symmetric_poly``).
+"""
+from __future__ import annotations
+
+import torch
+
+from .base import Solver
+
+
+class PolynomialGradient(Solver):
+    """Gradient method, step p(A) g with p chosen per iteration over a degree-τ Krylov space."""
+
+    name = "linear.poly_gm"
+    needs_symmetric = True
+
+    def __init__(self, degree: int = 4, operator: str = "csr", rtol: float = 0.0):
+        super().__init__(operator, rtol)
+        if degree < 1:
+            raise ValueError("degree must be at least 1")
+        self.degree = int(degree)
+
+    def solve(self, b, x0, maxiter, callback):
+        """Iterate from x0, calling callback(x) after each (τ-matvec) step."""
+        stop = self.threshold(b)
+        x = x0.clone()
+        g = self.matvec(x) - b
+        for _ in range(maxiter):
+            gn = float(torch.linalg.vector_norm(g))
+            if gn == 0.0 or (stop and gn <= stop):
+                callback(x)
+                return x
+            basis, images = [], []
+            v = g / gn
+            for _k in range(self.degree):
+                av = self.matvec(v)
+                basis.append(v)
+                images.append(av)
+                w = av
+                for q in basis:  # Gram–Schmidt keeps the small system well conditioned
+                    w = w - torch.dot(w, q) * q
+                wn = float(torch.linalg.vector_norm(w))
+                if wn <= 1e-12 * gn:
+                    break
+                v = w / wn
+            K = torch.stack(basis, 1)
+            AK = torch.stack(images, 1)
+            gram = (K.T @ AK).to(torch.float64)
+            gram = (gram + gram.T) / 2
+            rhs = (K.T @ g).to(torch.float64)
+            c = torch.linalg.lstsq(gram, rhs[:, None]).solution[:, 0].to(b)
+            x = x - K @ c
+            g = g - AK @ c
+            callback(x)
+        return x
