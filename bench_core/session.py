@@ -1,6 +1,7 @@
 """Run a whole suite into a results directory: skip complete trials, execute, show progress."""
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -10,8 +11,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .executors import Executor, get_executor
-from .store import completed_trial_ids
+from .store import claim_held, clean_stale_temps, completed_trial_ids
 from .suite import Suite
+
+
+#: How often a run goes back to trials that another run held and left unfinished.
+MAX_ROUNDS = 5
 
 
 @dataclass
@@ -32,9 +37,17 @@ def new_run_id() -> str:
 
 def run_suite(suite: Suite, out: str | Path, executor: Executor | None = None,
               console: Console | None = None, retry_failed: bool = False) -> RunSummary:
-    """Run every trial of `suite` not already complete in `out`; write each as it finishes."""
+    """Run every trial of `suite` not already complete in `out`; write each as it finishes.
+
+    Several runs may share `out`: each trial is claimed before it runs, trials another live run
+    holds are waited for (and run here if that run dies before finishing them), so the call
+    returns once every trial of the suite is complete in `out`. Temporary files left by dead
+    writers are removed first.
+    """
     out = str(out)
     executor = executor or get_executor("local")
+    Path(out).mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(out)
     done = completed_trial_ids(out)
     if retry_failed:
         done -= _failed_ids(out)
@@ -46,22 +59,52 @@ def run_suite(suite: Suite, out: str | Path, executor: Executor | None = None,
             unique.append(t)
     run_id = new_run_id()
     rows: list[dict] = []
-    Path(out).mkdir(parents=True, exist_ok=True)
     console = console or Console(stderr=True)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("{task.fields[last]}"))
     with Progress(*columns, console=console, transient=False,
                   disable=not unique) as progress:
         task = progress.add_task(suite.name, total=len(unique), last="")
+        borrowed_log = hasattr(executor, "log") and executor.log is None
+        if borrowed_log:  # the executor's messages go above the progress bar
+            executor.log = lambda message: progress.console.print(message, highlight=False, markup=False,
+                                                                  soft_wrap=True)
 
-        def on_result(row: dict) -> None:
+        def on_result(row: dict | None) -> None:
+            if row is None:  # another run holds the trial, or finished it meanwhile
+                return
             rows.append(row)
             progress.update(task, advance=1,
                             last=f"{row['problem']} {row['label']} seed={row['seed']}: {row['status']}")
 
-        executor.run(unique, out, run_id, on_result)
-    return RunSummary(run_id=run_id, out=out, ran=len(unique),
-                      skipped=len(suite.trials) - len(unique), rows=rows)
+        todo, rounds = unique, 0
+        while todo and rounds < MAX_ROUNDS:
+            rounds += 1
+            kwargs = {"rerun_failed": True} if retry_failed else {}
+            executor.run(todo, out, run_id, on_result, **kwargs)
+            todo = _wait_for_other_runs(out, todo, progress, task)
+            retry_failed = False  # a failure written during this run is final
+        if borrowed_log:
+            executor.log = None
+    ran = len(rows)
+    return RunSummary(run_id=run_id, out=out, ran=ran,
+                      skipped=len(suite.trials) - ran, rows=rows)
+
+
+def _wait_for_other_runs(out: str, trials: list, progress: Progress, task) -> list:
+    """Wait while other live runs hold some of `trials`; return those still not complete."""
+    by_id = {t.trial_id: t for t in trials}
+    left = set(by_id) - completed_trial_ids(out)
+    while left:
+        held = {tid for tid in left if claim_held(out, tid)}
+        finished = left - completed_trial_ids(out)
+        progress.update(task, advance=len(left) - len(finished))
+        left = finished
+        if not held & left:
+            break
+        progress.update(task, last=f"waiting for {len(held & left)} trial(s) held by another run")
+        time.sleep(0.5)
+    return [by_id[tid] for tid in by_id if tid in left]
 
 
 def _failed_ids(out: str) -> set[str]:

@@ -6,11 +6,20 @@
 Each file is written under a temporary name and renamed into place, curves first: a trial file
 exists only once its trial is complete, so a rerun skips exactly the complete trials. Every file
 has the same schema, so readers never drop columns. No pickle anywhere.
+
+Crash safety: a temporary file is named ``.<file>.<host>-<pid>.<random>.tmp`` so that the next
+run removes those of dead writers (``clean_stale_temps``) and never those of live ones. Runs
+sharing a directory claim each trial before running it (``TrialClaim``: an exclusive ``flock`` on
+``DIR/.claims/<trial_id>.lock``, which the kernel releases when its owner dies, even by SIGKILL),
+so concurrent runs lose nothing and do not run the same trial twice.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
+import socket
 import tempfile
 from pathlib import Path
 
@@ -44,9 +53,14 @@ CURVE_SCHEMA = pa.schema([
 ])
 
 
+def _writer_tag() -> str:
+    """<host>-<pid> of this process, as temporary file names carry it."""
+    return f"{socket.gethostname().replace('.', '_').replace('-', '_')}-{os.getpid()}"
+
+
 def _atomic_write(table: pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_writer_tag()}.", suffix=".tmp")
     os.close(fd)
     try:
         pq.write_table(table, tmp)
@@ -56,6 +70,125 @@ def _atomic_write(table: pa.Table, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename durable (best effort: some file systems refuse to fsync a directory)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_temps(out: str | Path) -> list[Path]:
+    """Remove the temporary files that dead writers on this host left in `out`; return them.
+
+    Temporary files of live writers, and of writers on other hosts, are left alone.
+    """
+    host = _writer_tag().rsplit("-", 1)[0]
+    removed = []
+    for sub in ("trials", "curves"):
+        d = Path(out) / sub
+        if not d.is_dir():
+            continue
+        for tmp in d.glob(".*.tmp"):
+            parts = tmp.name.split(".")  # "", stem, "parquet", "<host>-<pid>", random, "tmp"
+            if len(parts) < 6:
+                continue
+            tag_host, _, pid = parts[-3].rpartition("-")
+            if tag_host == host and pid.isdigit() and not pid_alive(int(pid)):
+                tmp.unlink(missing_ok=True)
+                removed.append(tmp)
+    return removed
+
+
+class TrialClaim:
+    """An exclusive claim on one trial of a results directory, held by this process.
+
+    ``TrialClaim.acquire(out, trial_id)`` returns a claim, or None when another live process
+    holds it. The claim is an ``flock`` on ``DIR/.claims/<trial_id>.lock`` (the owner's pid is
+    written in the file for people to read); the kernel drops it when the owner exits or is
+    killed, so a claim is never left behind by a dead run. ``release()`` removes the file.
+    """
+
+    def __init__(self, path: Path, fd: int):
+        self.path, self.fd = path, fd
+
+    @classmethod
+    def acquire(cls, out: str | Path, trial_id: str) -> "TrialClaim | None":
+        """Claim `trial_id` in `out`; None when a live process holds it."""
+        path = Path(out) / ".claims" / f"{trial_id}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    return None
+                raise
+            try:  # the previous owner may have removed the file between our open and flock
+                same = os.fstat(fd).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{_writer_tag()}\n".encode())
+                return cls(path, fd)
+            os.close(fd)
+
+    def release(self) -> None:
+        """Give the claim up (remove the lock file, then unlock)."""
+        if self.fd is None:
+            return
+        try:
+            self.path.unlink(missing_ok=True)
+        finally:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def claim_held(out: str | Path, trial_id: str) -> bool:
+    """Whether a live process holds the claim on `trial_id` in `out` right now."""
+    path = Path(out) / ".claims" / f"{trial_id}.lock"
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            return True
+        raise
+    finally:
+        os.close(fd)
+    return False
 
 
 def trial_path(out: str | Path, trial_id: str) -> Path:
@@ -117,3 +250,12 @@ def read_curves(*dirs: str | Path):
 def to_json(value) -> str:
     """Canonical JSON used for the params and hparams columns."""
     return json.dumps(value, sort_keys=True, default=str)
+
+
+def read_trial_status(out: str | Path, trial_id: str) -> tuple[str, str] | None:
+    """(status, run_id) of a trial written to `out`, or None when it has no file."""
+    path = trial_path(out, trial_id)
+    if not path.is_file():
+        return None
+    row = pq.read_table(path, columns=["status", "run_id"]).to_pylist()[0]
+    return row["status"], row["run_id"]

@@ -32,7 +32,7 @@ BUDGET_KEYS = {"max_steps": int, "max_seconds": (int, float), "warmup_steps": in
 EVAL_KEYS = {"every": int, "points": int}
 SUITE_KEYS = {"name", "description", "seeds", "device", "dtype", "problems", "optimizers", "metrics"}
 PROBLEM_KEYS = {"name", "params", "budget", "target", "eval", "dtype", "device"}
-OPTIMIZER_KEYS = {"name", "hparams", "sweep"}
+OPTIMIZER_KEYS = {"name", "hparams", "sweep", "hparams_from"}
 
 
 @dataclass
@@ -139,10 +139,16 @@ def parse_suite(data: dict, source: str, registry: Registry, filters: list[str] 
             if not isinstance(values, list) or not values:
                 v.fail(f"{where}.sweep.{key}", "expected a non-empty list of values")
         grid = [dict(zip(sweep, combo)) for combo in itertools.product(*sweep.values())] or [{}]
+        tuned = None
+        if "hparams_from" in entry:  # per-problem settings written by `bench tune`
+            from .tuning import TunedSettings
+
+            tuned_path = Path(source).parent / v.typed(entry["hparams_from"], str, f"{where}.hparams_from")
+            tuned = TunedSettings.load(tuned_path, f"{source}: {where}.hparams_from")
         for point in grid:
             chosen = {**hparams, **point}
             check_hparams(v, spec, chosen, where)
-            opt_entries.append((spec, {**spec.defaults, **chosen}))
+            opt_entries.append((spec, {**spec.defaults, **chosen}, tuned, chosen, where))
 
     trials = []
     for i, entry in enumerate(problems):
@@ -164,9 +170,14 @@ def parse_suite(data: dict, source: str, registry: Registry, filters: list[str] 
             v.fail(f"{where}.eval", "give one of 'every' or 'points'")
         p_dtype = check_dtype(v, entry.get("dtype", dtype), f"{where}.dtype")
         p_device = check_device(v, entry.get("device", device), f"{where}.device")
-        for opt_spec, hp in opt_entries:
+        for opt_spec, hp, tuned, chosen, o_where in opt_entries:
             if spec.kind not in opt_spec.kinds:
                 continue
+            if tuned is not None:  # the tuned setting, under the entry's own hparams
+                found = tuned.hparams_for(opt_spec.name, spec.name, {**spec.params, **params},
+                                          f"{source}: {o_where}.hparams_from")
+                check_hparams(v, opt_spec, found, f"{o_where}.hparams_from")
+                hp = {**opt_spec.defaults, **found, **chosen}
             for seed in seeds:
                 trials.append(Trial(suite=name, problem=spec.name, params={**spec.params, **params},
                                     kind=spec.kind, optimizer=opt_spec.name, hparams=hp, seed=int(seed),

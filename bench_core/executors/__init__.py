@@ -1,37 +1,164 @@
 """Executors run a list of trials and report each finished trial's row.
 
-Every executor calls ``execute_trial`` wherever the trial runs, so the worker itself writes the
-trial's files into the results directory; the driver only shows progress.
+Every executor calls ``execute_trial`` wherever the trial runs, so the worker itself claims the
+trial, runs it and writes its files into the results directory; the driver only shows progress.
+This module also holds what the out-of-process executors share: the failure row a driver writes
+for a trial whose worker was killed or died, the plugin modules a worker must register, and the
+thread count per worker.
 """
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
+import json
+import os
+import types
+from datetime import datetime, timezone
 from typing import Callable, Protocol
 
 from ..errors import BenchInputError
-from ..registry import Registry, get_registry
+from ..registry import ENTRY_POINT_GROUP, Registry, build_registry, get_registry, set_registry
 from ..runner import run_trial
-from ..store import write_trial
+from ..store import TrialClaim, read_trial_status, to_json, write_trial
 from ..suite import Trial
 
+EXECUTORS = ("local", "process", "ray")
 
-def execute_trial(trial: Trial, out: str, run_id: str, registry: Registry | None = None) -> dict:
-    """Run one trial, write its files atomically into `out`, and return its row."""
-    row, curve = run_trial(trial, registry or get_registry(), run_id=run_id)
-    write_trial(out, row, curve)
-    return row
+
+def execute_trial(trial: Trial, out: str, run_id: str, registry: Registry | None = None,
+                  rerun_failed: bool = False) -> dict | None:
+    """Claim one trial, run it, write its files atomically into `out`, and return its row.
+
+    Returns None (and runs nothing) when another live process holds the trial's claim or the
+    trial is already complete in `out` (with `rerun_failed`, a trial recorded as "error" by an
+    earlier run is run again).
+    """
+    claim = TrialClaim.acquire(out, trial.trial_id)
+    if claim is None:
+        return None
+    with claim:
+        if _complete(out, trial.trial_id, run_id, rerun_failed):
+            return None
+        row, curve = run_trial(trial, registry or get_registry(), run_id=run_id)
+        write_trial(out, row, curve)
+        return row
+
+
+def _complete(out: str, trial_id: str, run_id: str, rerun_failed: bool) -> bool:
+    state = read_trial_status(out, trial_id)
+    if state is None:
+        return False
+    status, written_by = state
+    return not (rerun_failed and status == "error" and written_by != run_id)
+
+
+def record_failure(trial: Trial, out: str, run_id: str, status: str, error: str,
+                   rerun_failed: bool = False) -> dict | None:
+    """Write a row for a trial that could not finish in its worker (killed at its time limit,
+    or its worker died); None when another process took the trial over meanwhile."""
+    claim = TrialClaim.acquire(out, trial.trial_id)
+    if claim is None:
+        return None
+    with claim:
+        if _complete(out, trial.trial_id, run_id, rerun_failed):
+            return None
+        row = failure_row(trial, run_id, status, error)
+        write_trial(out, row, [])
+        return row
+
+
+def failure_row(trial: Trial, run_id: str, status: str, error: str) -> dict:
+    """The row of a trial that produced no result of its own (status timeout or error)."""
+    from .. import provenance
+
+    now = datetime.now(timezone.utc)
+    return {
+        "run_id": run_id, "trial_id": trial.trial_id, "suite": trial.suite,
+        "problem": trial.problem, "problem_params": to_json(trial.params), "kind": trial.kind,
+        "optimizer": trial.optimizer, "hparams": to_json(trial.hparams), "label": trial.label,
+        "seed": trial.seed, "device": trial.device, "dtype": trial.dtype,
+        "budget": to_json(trial.budget), "targets": to_json(trial.targets),
+        "status": status, "error": error, "steps": 0, "metrics": {}, "counters": {},
+        **provenance.provenance(trial.device), "started_at": now, "ended_at": now,
+    }
+
+
+def row_json(row: dict | None) -> str:
+    """A row as JSON text (timestamps as ISO strings), to send it between processes."""
+    return json.dumps(row, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v))
+
+
+def kill_deadline(trial: Trial, grace_s: float) -> float | None:
+    """Seconds after which a trial's worker is killed: max_seconds plus a grace period for
+    setup and the last step; None when the trial has no time budget."""
+    max_seconds = trial.budget.get("max_seconds")
+    return None if max_seconds is None else float(max_seconds) + grace_s
+
+
+def available_cpus() -> int:
+    """CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def threads_per_worker(jobs: int) -> int:
+    """Torch threads for each of `jobs` workers so that together they use every core once."""
+    return max(1, available_cpus() // max(1, jobs))
+
+
+def registry_extensions(registry: Registry) -> list[tuple[str, str]]:
+    """(plugin name, module name) of the plugins of `registry` that did not come from entry
+    points, so that a worker process can register them too. Plugins that are not modules
+    cannot be sent to another process and are left out."""
+    ep_names = {ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    return [(name, plugin.__name__) for name, plugin in registry.manager.list_name_plugin()
+            if name not in ep_names and isinstance(plugin, types.ModuleType)]
+
+
+def worker_setup(threads: int, extensions: list[tuple[str, str]]) -> Registry:
+    """Prepare a worker process: its torch thread count and its registry (entry-point plugins
+    plus the driver's extra plugin modules). Returns the registry."""
+    import torch
+
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set, or parallel work already ran
+        pass
+    if not extensions:
+        return get_registry()
+    ep_names = {ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    extra = [(name, importlib.import_module(module)) for name, module in extensions
+             if name not in ep_names]
+    registry = build_registry(plugins=extra)
+    set_registry(registry)
+    return registry
 
 
 class Executor(Protocol):
-    """Runs trials; calls ``on_result(row)`` in the driver as each one finishes."""
+    """Runs trials; calls ``on_result(row)`` in the driver as each one finishes (``row`` is None
+    for a trial another live run had claimed or had completed meanwhile)."""
 
     def run(self, trials: list[Trial], out: str, run_id: str,
-            on_result: Callable[[dict], None]) -> None: ...
+            on_result: Callable[[dict | None], None], rerun_failed: bool = False) -> None: ...
 
 
 def get_executor(name: str, **options) -> Executor:
-    """The executor called `name` ("local" for now)."""
+    """The executor called `name`: "local", "process" (options: jobs) or "ray" (options: address)."""
     if name == "local":
         from .local import LocalExecutor
 
         return LocalExecutor(**options)
-    raise BenchInputError(f"--executor: unknown executor {name!r} (expected: local)")
+    if name == "process":
+        from .process import ProcessExecutor
+
+        return ProcessExecutor(**options)
+    if name == "ray":
+        from .ray_executor import RayExecutor
+
+        return RayExecutor(**options)
+    raise BenchInputError(f"--executor: unknown executor {name!r} (expected: {', '.join(EXECUTORS)})")
