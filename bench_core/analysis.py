@@ -1,15 +1,41 @@
-"""Statistics over seeds: the leaderboard of a results directory (one row per problem and optimizer)."""
+"""Statistics over seeds for one or more results directories.
+
+Everything here takes the trials DataFrame of ``bench_core.store.read_trials`` and returns plain
+rows (lists of dicts), so the terminal tables, the HTML report and ``--json`` outputs share them:
+
+- ``leaderboard``: per problem and optimizer setting, over seeds: success rate (Wilson interval),
+  median, interquartile range and bootstrap 95% interval of time-to-target, steps-to-target and
+  the final primary metric.
+- ``performance_profiles`` / ``ranking``: Dolan–Moré performance profiles over the problems of
+  one kind, with τ up to 4 as AlgoPerf, the area under each profile, and a ranking.
+- ``settings_summary`` / ``tuning_summary``: when a suite swept hyperparameters, each setting's
+  statistics, the best setting per optimizer (chosen on validation metrics), and how many
+  settings reach the target.
+
+Time-to-target statistics in the leaderboard are over the seeds that reached the target (the
+success rate says how many did). Profiles and rankings need one cost per problem and optimizer:
+the median over all seeds of the time to target, a seed that missed counting as infinite, so an
+optimizer that misses on half the seeds or more has an infinite cost on that problem.
+"""
 from __future__ import annotations
 
 import json
 import math
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 
 REACHED = "target_reached"
+FAILED = ("diverged", "error", "timeout")
+TAU_MAX = 4.0
+BOOTSTRAP_SAMPLES = 2000
+BOOTSTRAP_SEED = 0
+_HIGHER_WORDS = ("accuracy", "acc", "auc", "f1", "precision", "recall", "score", "reward", "psnr",
+                 "ssim", "iou", "bleu", "r2")
 
 
+# --------------------------------------------------------------------------- metrics and labels
 def primary_metric(targets_json: str, metrics: dict) -> str | None:
     """The metric a problem is judged on: its first target, else loss, else rel_residual."""
     targets = json.loads(targets_json or "{}")
@@ -17,6 +43,37 @@ def primary_metric(targets_json: str, metrics: dict) -> str | None:
         if name in metrics:
             return name
     return next(iter(metrics), None)
+
+
+def selection_metric(targets_json: str, metrics: dict) -> str | None:
+    """The validation metric a hyperparameter setting is chosen on: the primary metric when it
+    is a ``val_*`` metric, else ``val_<primary>``, else ``val_loss``, else any ``val_*`` metric,
+    else the primary metric itself (e.g. a linear system's residual)."""
+    primary = primary_metric(targets_json, metrics)
+    if primary is None:
+        return None
+    if primary.startswith("val_"):
+        return primary
+    for name in (f"val_{primary}", "val_loss"):
+        if name in metrics:
+            return name
+    vals = sorted(m for m in metrics if m.startswith("val_"))
+    return vals[0] if vals else primary
+
+
+def higher_is_better(metric: str) -> bool:
+    """Direction of a metric: from the installed plugins' MetricSpec when one declares it, else
+    guessed from its name (accuracy, auc, f1, score... are higher-is-better; the rest lower)."""
+    try:
+        from .registry import get_registry
+
+        spec = get_registry().metrics.get(metric)
+        if spec is not None:
+            return bool(spec.higher_is_better)
+    except Exception:  # analysis must work without the plugins that produced the results
+        pass
+    words = metric.lower().replace("-", "_").split("_")
+    return any(w in _HIGHER_WORDS for w in words)
 
 
 def problem_labels(df: pd.DataFrame) -> pd.Series:
@@ -30,35 +87,290 @@ def problem_labels(df: pd.DataFrame) -> pd.Series:
     return df.apply(label, axis=1) if len(df) else pd.Series(dtype=str)
 
 
-def _median(values) -> float | None:
-    vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    return float(np.median(vals)) if vals else None
+# --------------------------------------------------------------------------- statistics
+def _finite(values) -> np.ndarray:
+    out = []
+    for v in values:
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(f):
+            out.append(f)
+    return np.asarray(out, dtype=float)
 
 
-def leaderboard(trials: pd.DataFrame) -> list[dict]:
-    """One row per (problem, optimizer with hparams): seeds, status counts, success rate, and
-    medians over seeds of time-to-target, steps-to-target, final primary metric and train time.
-    Rows are ordered per problem: most successful first, then fastest to target."""
-    if trials is None or len(trials) == 0:
-        return []
+def median_iqr(values) -> tuple[float | None, float | None, float | None]:
+    """(median, first quartile, third quartile) of the finite values; Nones when there are none."""
+    vals = _finite(values)
+    if not len(vals):
+        return None, None, None
+    q1, med, q3 = np.percentile(vals, [25, 50, 75])
+    return float(med), float(q1), float(q3)
+
+
+def bootstrap_ci(values, stat=np.median, level: float = 0.95, n_boot: int = BOOTSTRAP_SAMPLES,
+                 seed: int = BOOTSTRAP_SEED) -> tuple[float | None, float | None]:
+    """Percentile bootstrap interval of `stat` over the finite values, with a fixed seed so the
+    same results give the same interval. With a single value the interval is that value; with
+    few values it cannot be wider than their range, so read it as "the spread seen"."""
+    vals = _finite(values)
+    if not len(vals):
+        return None, None
+    if len(vals) == 1 or np.all(vals == vals[0]):
+        return float(vals[0]), float(vals[0])
+    rng = np.random.default_rng(seed)
+    samples = vals[rng.integers(0, len(vals), size=(n_boot, len(vals)))]
+    stats = stat(samples, axis=1)
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(stats, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)
+
+
+def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float | None, float | None]:
+    """Wilson score interval of a success rate (sound with few trials, unlike p ± 2σ)."""
+    if n <= 0:
+        return None, None
+    z = NormalDist().inv_cdf(0.5 + level / 2.0)
+    p = successes / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, round(centre - half, 12)), min(1.0, round(centre + half, 12))
+
+
+def _stats(values) -> dict:
+    med, q1, q3 = median_iqr(values)
+    lo, hi = bootstrap_ci(values)
+    return {"median": med, "q1": q1, "q3": q3, "ci_low": lo, "ci_high": hi}
+
+
+def _final(metrics, name):
+    if not isinstance(metrics, dict) or name is None:
+        return None
+    return metrics.get(name)
+
+
+def _cost(g: pd.DataFrame, column: str = "time_to_target_s") -> float:
+    """Median over all seeds of a to-target cost, a seed that missed the target counting as ∞."""
+    costs = [float(v) if s == REACHED and v is not None and not pd.isna(v) else math.inf
+             for s, v in zip(g["status"], g[column])]
+    return float(np.median(costs)) if costs else math.inf
+
+
+def _with_labels(trials: pd.DataFrame) -> pd.DataFrame:
     df = trials.copy()
     df["problem_label"] = problem_labels(df)
+    return df
+
+
+# --------------------------------------------------------------------------- leaderboard
+def leaderboard(trials: pd.DataFrame) -> list[dict]:
+    """One row per (problem, optimizer with hparams) over seeds.
+
+    Keys: problem, optimizer (the label), optimizer_name, hparams, kind, seeds (trials),
+    n_seeds (distinct seeds), statuses, success_rate, success_ci; time_to_target_s,
+    steps_to_target (medians over the seeds that reached the target) with their ``*_iqr`` and
+    ``*_ci`` (bootstrap 95%) pairs; metric (the primary metric), higher_is_better, final_metric
+    (median over seeds) with final_metric_iqr and final_metric_ci; train_time_s, steps; cost (the
+    median time to target, a miss counting as ∞); errors; provenance (commits and hosts).
+    Rows are ordered per problem: most successful first, then fastest to target, then best metric.
+    """
+    if trials is None or len(trials) == 0:
+        return []
+    df = _with_labels(trials)
     rows = []
     for (problem, label), g in df.groupby(["problem_label", "label"], sort=True):
         metric = primary_metric(g["targets"].iloc[0], g["metrics"].iloc[0] or {})
-        finals = [m.get(metric) if m else None for m in g["metrics"]]
-        statuses = g["status"].value_counts().to_dict()
+        finals = [_final(m, metric) for m in g["metrics"]]
+        statuses = {str(k): int(v) for k, v in g["status"].value_counts().items()}
         reached = int(statuses.get(REACHED, 0))
+        hit = g[g["status"] == REACHED]
+        ttt = _stats(hit["time_to_target_s"])
+        stt = _stats(hit["steps_to_target"])
+        fin = _stats(finals)
+        commits = sorted({str(c)[:10] + ("+dirty" if d is True else "")
+                          for c, d in zip(g["git_commit"], g["git_dirty"]) if isinstance(c, str)})
         rows.append({
-            "problem": problem, "optimizer": label, "kind": g["kind"].iloc[0], "seeds": len(g),
+            "problem": problem, "optimizer": label, "optimizer_name": g["optimizer"].iloc[0],
+            "hparams": g["hparams"].iloc[0], "kind": g["kind"].iloc[0],
+            "seeds": len(g), "n_seeds": int(g["seed"].nunique()),
             "statuses": statuses, "success_rate": reached / len(g),
-            "time_to_target_s": _median(g["time_to_target_s"]) if reached else None,
-            "steps_to_target": _median(g["steps_to_target"]) if reached else None,
-            "metric": metric, "final_metric": _median(finals),
-            "train_time_s": _median(g["train_time_s"]), "steps": _median(g["steps"]),
+            "success_ci": wilson_interval(reached, len(g)),
+            "time_to_target_s": ttt["median"] if reached else None,
+            "time_to_target_iqr": (ttt["q1"], ttt["q3"]), "time_to_target_ci": (ttt["ci_low"], ttt["ci_high"]),
+            "steps_to_target": stt["median"] if reached else None,
+            "steps_to_target_iqr": (stt["q1"], stt["q3"]), "steps_to_target_ci": (stt["ci_low"], stt["ci_high"]),
+            "metric": metric, "higher_is_better": higher_is_better(metric) if metric else False,
+            "final_metric": fin["median"],
+            "final_metric_iqr": (fin["q1"], fin["q3"]), "final_metric_ci": (fin["ci_low"], fin["ci_high"]),
+            "train_time_s": median_iqr(g["train_time_s"])[0], "steps": median_iqr(g["steps"])[0],
+            "cost": _cost(g),
             "errors": [e for e in g["error"] if isinstance(e, str) and e],
+            "provenance": {"commits": commits,
+                           "hosts": sorted({str(h) for h in g["host"] if isinstance(h, str)})},
         })
-    rows.sort(key=lambda r: (r["problem"], -r["success_rate"],
-                             r["time_to_target_s"] if r["time_to_target_s"] is not None else math.inf,
-                             r["final_metric"] if r["final_metric"] is not None else math.inf))
+
+    def order(r):
+        fm = r["final_metric"]
+        fm = math.inf if fm is None else (-fm if r["higher_is_better"] else fm)
+        return (r["problem"], -r["success_rate"],
+                r["time_to_target_s"] if r["time_to_target_s"] is not None else math.inf, fm)
+    rows.sort(key=order)
     return rows
+
+
+# --------------------------------------------------------------------------- tuning
+def settings_summary(trials: pd.DataFrame) -> list[dict]:
+    """One row per (problem, optimizer, setting): success rate, median time to target (over the
+    seeds that reached it), cost, the selection (validation) metric's median final value, and
+    ``best`` marking each optimizer's best setting on the problem. The best setting is the one
+    with the highest success rate, then the lowest cost, then the best median selection metric."""
+    if trials is None or len(trials) == 0:
+        return []
+    df = _with_labels(trials)
+    rows = []
+    for (problem, opt), og in df.groupby(["problem_label", "optimizer"], sort=True):
+        metric = selection_metric(og["targets"].iloc[0], og["metrics"].iloc[0] or {})
+        hib = higher_is_better(metric) if metric else False
+        group = []
+        for label, g in og.groupby("label", sort=True):
+            reached = int((g["status"] == REACHED).sum())
+            sel = median_iqr([_final(m, metric) for m in g["metrics"]])[0]
+            group.append({
+                "problem": problem, "optimizer": opt, "label": label, "kind": g["kind"].iloc[0],
+                "hparams": json.loads(g["hparams"].iloc[0] or "{}"), "seeds": len(g),
+                "success_rate": reached / len(g), "reaches_target": math.isfinite(_cost(g)),
+                "time_to_target_s": median_iqr(g.loc[g["status"] == REACHED, "time_to_target_s"])[0],
+                "cost": _cost(g), "selection_metric": metric, "higher_is_better": hib,
+                "selection_value": sel, "best": False})
+
+        def key(r):
+            v = r["selection_value"]
+            v = math.inf if v is None else (-v if r["higher_is_better"] else v)
+            return (-r["success_rate"], r["cost"], v, r["label"])
+        group.sort(key=key)
+        group[0]["best"] = True
+        rows += group
+    return rows
+
+
+def tuning_summary(trials: pd.DataFrame) -> list[dict]:
+    """Per problem and optimizer that ran with more than one hyperparameter setting: the number
+    of settings, the best one (see ``settings_summary``), its cost and selection metric, and the
+    sensitivity: how many settings reach the target (their median seed does, i.e. a finite cost)."""
+    rows = []
+    settings = settings_summary(trials)
+    groups: dict = {}
+    for r in settings:
+        groups.setdefault((r["problem"], r["optimizer"]), []).append(r)
+    for (problem, opt), group in groups.items():
+        if len(group) < 2:
+            continue
+        best = next(r for r in group if r["best"])
+        n_reach = sum(r["reaches_target"] for r in group)
+        rows.append({"problem": problem, "optimizer": opt, "settings": len(group),
+                     "best_label": best["label"], "best_hparams": best["hparams"],
+                     "selection_metric": best["selection_metric"],
+                     "best_value": best["selection_value"], "best_success_rate": best["success_rate"],
+                     "best_time_to_target_s": best["time_to_target_s"],
+                     "settings_reaching_target": n_reach, "sensitivity": n_reach / len(group)})
+    return rows
+
+
+# --------------------------------------------------------------------------- profiles
+def profile_costs(trials: pd.DataFrame, by: str = "optimizer") -> dict[str, pd.DataFrame]:
+    """Cost tables for performance profiles, one per problem kind: problems × solvers, each cell
+    the median time to target over seeds (a miss counts as ∞). With ``by="optimizer"`` each
+    optimizer is represented on each problem by its best setting (``settings_summary``); with
+    ``by="label"`` every setting is a solver of its own. A solver that did not run on a problem
+    of its kind counts as a miss there."""
+    if trials is None or len(trials) == 0:
+        return {}
+    out = {}
+    if by == "optimizer":
+        cells = [(r["kind"], r["problem"], r["optimizer"], r["cost"])
+                 for r in settings_summary(trials) if r["best"]]
+    elif by == "label":
+        cells = [(r["kind"], r["problem"], r["optimizer"], r["cost"]) for r in leaderboard(trials)]
+    else:
+        raise ValueError(f"by must be 'optimizer' or 'label', not {by!r}")
+    for kind in sorted({c[0] for c in cells}):
+        sub = pd.DataFrame([c[1:] for c in cells if c[0] == kind], columns=["problem", "solver", "cost"])
+        table = sub.pivot_table(index="problem", columns="solver", values="cost", aggfunc="min")
+        out[kind] = table.fillna(math.inf).astype(float)
+    return out
+
+
+def performance_ratios(costs: pd.DataFrame) -> pd.DataFrame:
+    """r[p, s] = cost[p, s] / min over solvers of cost[p, ·]; ∞ where s missed, or where every
+    solver missed problem p."""
+    best = costs.min(axis=1)
+    ratios = costs.div(best.where(np.isfinite(best) & (best > 0)), axis=0)
+    zero = best == 0  # a cost of exactly 0 (reached at step 0): the best solvers tie at ratio 1
+    if zero.any():
+        ratios.loc[zero] = np.where(costs.loc[zero] == 0, 1.0, math.inf)
+    return ratios.fillna(math.inf)
+
+
+def performance_profile(costs: pd.DataFrame, tau_max: float = TAU_MAX,
+                        taus=None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Dolan–Moré performance profile: for each solver s, ρ_s(τ) = fraction of problems with
+    performance ratio r[p, s] ≤ τ, on τ from 1 to `tau_max` (256 points unless given)."""
+    taus = np.linspace(1.0, tau_max, 256) if taus is None else np.asarray(taus, dtype=float)
+    ratios = performance_ratios(costs)
+    if not len(ratios):
+        return taus, {s: np.zeros(len(taus)) for s in ratios.columns}
+    rho = {s: (ratios[s].to_numpy()[:, None] <= taus[None, :]).mean(axis=0) for s in ratios.columns}
+    return taus, rho
+
+
+def profile_scores(costs: pd.DataFrame, tau_max: float = TAU_MAX) -> dict[str, float]:
+    """Area under each solver's profile on [1, τ_max], normalized to [0, 1] (AlgoPerf's score):
+    1 means fastest on every problem, 0 means never within τ_max of the fastest. Computed
+    exactly: a problem with ratio r adds (τ_max − r) / (τ_max − 1) when r ≤ τ_max."""
+    ratios = performance_ratios(costs)
+    if not len(ratios):
+        return {}
+    part = ((tau_max - ratios.clip(lower=1.0)) / (tau_max - 1.0)).clip(lower=0.0)
+    return {s: float(part[s].mean()) for s in ratios.columns}
+
+
+def performance_profiles(trials: pd.DataFrame, tau_max: float = TAU_MAX, by: str = "optimizer") -> list[dict]:
+    """Per problem kind: the problems, the performance profile of each solver, and its score."""
+    out = []
+    for kind, costs in profile_costs(trials, by).items():
+        taus, rho = performance_profile(costs, tau_max)
+        out.append({"kind": kind, "problems": list(costs.index), "solvers": list(costs.columns),
+                    "costs": costs, "taus": taus, "rho": rho, "scores": profile_scores(costs, tau_max)})
+    return out
+
+
+def ranking(trials: pd.DataFrame, tau_max: float = TAU_MAX, by: str = "optimizer") -> list[dict]:
+    """Solvers ranked across problems, per kind: by area-under-profile score, then by mean rank
+    over problems (rank 1 = fastest to target; misses share the last ranks). Keys: kind, rank,
+    solver, score, mean_rank, solved (problems whose median seed reached the target), problems."""
+    rows = []
+    for prof in performance_profiles(trials, tau_max, by):
+        costs = prof["costs"]
+        ranks = costs.rank(axis=1, method="average")
+        solved = np.isfinite(costs).sum(axis=0)
+        kind_rows = [{"kind": prof["kind"], "solver": s, "score": prof["scores"][s],
+                      "mean_rank": float(ranks[s].mean()), "solved": int(solved[s]),
+                      "problems": len(costs)} for s in costs.columns]
+        kind_rows.sort(key=lambda r: (-r["score"], r["mean_rank"], r["solver"]))
+        for i, r in enumerate(kind_rows, 1):
+            r["rank"] = i
+        rows += kind_rows
+    return rows
+
+
+def check_results_dirs(dirs) -> None:
+    """Raise BenchInputError naming the first argument that is not a results directory."""
+    from pathlib import Path
+
+    from .errors import BenchInputError
+
+    for d in dirs:
+        if not (Path(d) / "trials").is_dir():
+            raise BenchInputError(f"{d}: not a results directory (no trials/ folder)")
