@@ -154,6 +154,12 @@ def _cmd_history(args) -> int:
     return run_history_command(args, wide_console())
 
 
+def _cmd_precision(args) -> int:
+    from .precision import run_precision_command
+
+    return run_precision_command(args, wide_console())
+
+
 def _cmd_check(args) -> int:
     from .testing import run_check_command
 
@@ -235,6 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repo", default=".", help="git repository that orders the commits (default: .)")
     p.add_argument("--fail-on-worse", action="store_true", help="exit 1 when a commit is flagged worse")
     p.set_defaults(func=_cmd_history)
+
+    p = sub.add_parser("precision", help="compare low-precision trials with their float64 twins")
+    p.add_argument("dirs", nargs="+", help="results directories (merged)")
+    p.add_argument("--metric", default="loss", help="curve metric for the Wasserstein distance (default loss)")
+    p.set_defaults(func=_cmd_precision)
     return parser
 
 

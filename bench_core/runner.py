@@ -204,6 +204,9 @@ def _run_training(ctx: TrialContext, rec: _Recorder, spec, opt_spec) -> str:
     if "model" in opt_spec.requires:
         kwargs["model"] = problem.model
     optimizer = opt_spec.factory(params, **kwargs)
+    if getattr(problem, "stochastic_rounding", False):  # bfloat16 parameters, see precision.py
+        from .precision import enable_stochastic_rounding
+        enable_stochastic_rounding(optimizer, seed=trial.seed)
     ctx.optimizer = optimizer
     rec.warnings += ctx.registry.call_observers("bench_trial_start", trial=ctx)
 

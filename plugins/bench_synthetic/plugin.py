@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import bench_core
 
+from .kron_quadratic import kron_quadratic_specs
 from .logreg import DigitsLogReg
 from .quadratic import Quadratic
+from .matrix_sensing import matrix_sensing_specs
+from .noisy_quadratic import noisy_quadratic_specs
+from .rosenbrock import rosenbrock_specs
 
 
 @bench_core.hookimpl
@@ -21,6 +25,8 @@ def bench_problems():
             params={"batch_size": 128, "l2": 1e-4, "val_fraction": 0.2},
             targets={"val_accuracy": 0.95}, budget={"max_steps": 1000},
             description="Multinomial logistic regression on scikit-learn's digits."),
+        *kron_quadratic_specs(),
+        *matrix_sensing_specs(), *rosenbrock_specs(), *noisy_quadratic_specs(),
     ]
 
 
@@ -31,6 +37,8 @@ def bench_metrics():
         bench_core.MetricSpec("loss", None, higher_is_better=False, description="training loss"),
         bench_core.MetricSpec("dist_to_opt", None, higher_is_better=False,
                               description="‖x − x*‖ / ‖x*‖"),
+        bench_core.MetricSpec("rel_error", None, higher_is_better=False,
+                              description="relative error of a recovered matrix or solution"),
         bench_core.MetricSpec("val_loss", None, higher_is_better=False, description="validation loss"),
         bench_core.MetricSpec("val_accuracy", None, higher_is_better=True, unit="fraction",
                               description="validation accuracy"),

