@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import bench_core
 
+from .shampoo import shampoo_specs
+from .soap import soap_specs
 from .torch_optim import torch_optimizer_specs
 
 SPEC_SOURCES = [
     torch_optimizer_specs,
+    shampoo_specs,
+    soap_specs,
 ]
 
 
