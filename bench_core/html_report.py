@@ -161,7 +161,7 @@ def _ranking_section(trials: pd.DataFrame, colours: dict) -> str:
         charts.append(svgplot.line_chart(
             series, "τ (time to target / fastest)", "ρ(τ) fraction of problems",
             title=f"Performance profile: {prof['kind']} ({len(prof['problems'])} problems)",
-            xlog=False, ylog=False))
+            xlog=False, ylog=False, ylim=(-0.03, 1.03)))
     out.append(f'<div class="charts">{"".join(charts)}</div>')
     return "\n".join(out)
 

@@ -148,9 +148,10 @@ def _legend_height(n: int) -> int:
 
 def line_chart(series: list[dict], xlabel: str, ylabel: str, title: str = "", xlog: bool | None = None,
                ylog: bool | None = None, hline: float | None = None, width: int = WIDTH,
-               height: int = HEIGHT, legend: bool = True) -> str:
+               height: int = HEIGHT, legend: bool = True, ylim: tuple | None = None) -> str:
     """Lines with optional bands. Each series: name, x, y, optional lo and hi (the band), and
-    optional colour index ``ci``. Log axes when asked, or when the data span two decades."""
+    optional colour index ``ci``. Log axes when asked, or when the data span two decades;
+    ``ylim`` fixes the y range; ``hline`` draws a dashed target line."""
     xs_all = [v for s in series for v in s["x"]]
     ys_all = [v for s in series for v in list(s["y"]) + list(s.get("lo") or []) + list(s.get("hi") or [])]
     if hline is not None:
@@ -160,7 +161,7 @@ def line_chart(series: list[dict], xlabel: str, ylabel: str, title: str = "", xl
     if ylog and not any(v is not None and math.isfinite(v) and v > 0 for v in ys_all):
         ylog = False
     xs = Scale(*_extent(xs_all, xlog), MARGIN["left"], width - MARGIN["right"], xlog)
-    ys = Scale(*_extent(ys_all, ylog), height - MARGIN["bottom"], MARGIN["top"], ylog)
+    ys = Scale(*(ylim or _extent(ys_all, ylog)), height - MARGIN["bottom"], MARGIN["top"], ylog)
     body = _frame(xs, ys, xlabel, ylabel, width, height, title)
     clip = f"clip{next(_IDS)}"
     body.append(f'<clipPath id="{clip}"><rect x="{MARGIN["left"]}" y="{MARGIN["top"]}" '

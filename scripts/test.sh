@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh all,test
+# Debian's chromium renders the HTML report in tests/test_report.py (runs as root on CI machines)
+command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 . .venv/bin/activate
 set +e
 python -m pytest "$@"
