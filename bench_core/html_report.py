@@ -124,9 +124,9 @@ def _curve_series(curves: pd.DataFrame, trials: pd.DataFrame, labels: list[str],
                   xcol: str, colours: dict) -> list[dict]:
     series = []
     for label in labels:
-        ids = trials.loc[trials["label"] == label, "trial_id"]
-        sub = curves[(curves["trial_id"].isin(ids)) & (curves["metric"] == metric)]
-        runs = [(g[xcol].to_numpy(), g["value"].to_numpy()) for _, g in sub.groupby("trial_id")]
+        ids = trials.loc[trials["label"] == label, "curve_key"]
+        sub = curves[(curves["curve_key"].isin(ids)) & (curves["metric"] == metric)]
+        runs = [(g[xcol].to_numpy(), g["value"].to_numpy()) for _, g in sub.groupby("curve_key")]
         x, med, lo, hi = aggregate_curve(runs)
         if len(x):
             series.append({"name": f"{label} (n={len(runs)})", "x": x.tolist(), "y": med.tolist(),
@@ -317,9 +317,13 @@ def _failures_section(trials: pd.DataFrame) -> str:
 # --------------------------------------------------------------------------- page
 def render_report(trials: pd.DataFrame, curves: pd.DataFrame, sources: list[str] | None = None,
                   title: str = "bench report") -> str:
-    """The whole page as a string, from a trials and a curves DataFrame (``bench_core.store``)."""
+    """The whole page as a string, from a trials and a curves DataFrame (``bench_core.store``).
+    When both carry a ``source`` column (which results directory a row came from), a trial
+    that ran in several directories keeps one curve per directory."""
     sources = sources or []
-    trials = trials.copy()
+    trials, curves = trials.copy(), curves.copy()
+    for df in (trials, curves):  # a trial run twice (merged results) has one curve per source
+        df["curve_key"] = (df["source"].astype(str) + ":" if "source" in df else "") + df["trial_id"].astype(str)
     trials["problem_label"] = analysis.problem_labels(trials) if len(trials) else []
     rows = analysis.leaderboard(trials)
     settings = analysis.settings_summary(trials)
@@ -362,8 +366,8 @@ def write_report(dirs: list[str], out: str | Path, title: str | None = None) -> 
     """Read results directories and write the report page to `out` atomically."""
     from .store import read_curves, read_trials
 
-    trials = read_trials(*dirs)
-    curves = read_curves(*dirs)
+    trials = pd.concat([read_trials(d).assign(source=i) for i, d in enumerate(dirs)], ignore_index=True)
+    curves = pd.concat([read_curves(d).assign(source=i) for i, d in enumerate(dirs)], ignore_index=True)
     html = render_report(trials, curves, [str(d) for d in dirs], title or "bench report")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

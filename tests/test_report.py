@@ -146,3 +146,14 @@ def test_page_renders_in_headless_chromium(results, tmp_path):
     assert dom.count("<script") == 1 and "<img" not in dom
     assert dom.count("<path") > 3 * n_svg
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom  # shown as text
+
+
+def test_merged_runs_keep_one_curve_per_directory(tmp_path):
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    for d, rate in zip(dirs, (0.5, 0.1)):  # the same trial (same trial_id) run twice
+        write_trial(d, row("p.one", "opt.a", 0, 1.0), [(s, s * 0.1, "loss", float(np.exp(-rate * s)))
+                                                        for s in range(0, 30, 3)])
+    out = tmp_path / "r.html"
+    assert main(["report", *map(str, dirs), "-o", str(out)]) == 0
+    page = out.read_text()
+    assert "opt.a (n=2)" in page and page.count("<svg") >= 3
