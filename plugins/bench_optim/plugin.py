@@ -8,10 +8,17 @@ import bench_core
 
 from .shampoo import shampoo_specs
 from .soap import soap_specs
+from .own_specs import own_optimizer_specs
+from .pytorch_optimizer_adapter import pytorch_optimizer_specs
+from .schedulefree_adapter import schedulefree_specs
+from .schedules import with_schedule
 from .torch_optim import torch_optimizer_specs
 
 SPEC_SOURCES = [
     torch_optimizer_specs,
+    own_optimizer_specs,
+    pytorch_optimizer_specs,
+    schedulefree_specs,
     shampoo_specs,
     soap_specs,
 ]
@@ -19,5 +26,5 @@ SPEC_SOURCES = [
 
 @bench_core.hookimpl
 def bench_optimizers():
-    """Every optimizer of this plugin."""
-    return [spec for source in SPEC_SOURCES for spec in source()]
+    """Every optimizer of this plugin, each taking the schedule hparams (see schedules.py)."""
+    return [with_schedule(spec) for source in SPEC_SOURCES for spec in source()]
