@@ -1,0 +1,179 @@
+"""The asv benchmarks (benchmarks/): every module imports, the track grid matches
+suites/asv.toml, and the track values are what bench_core's store holds. asv itself is not run."""
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import math
+import pkgutil
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # benchmarks/ is a folder of the repository, not an installed package
+
+import bench_core  # noqa: E402
+import benchmarks  # noqa: E402
+from bench_core.store import read_trials  # noqa: E402
+from bench_core.suite import load_suite  # noqa: E402
+from benchmarks import bench_hotpaths, bench_tracks  # noqa: E402
+
+BENCH_PREFIXES = ("time_", "timeraw_", "mem_", "peakmem_", "track_")
+
+
+def _benchmark_methods(cls):
+    return [(n, f) for n, f in inspect.getmembers(cls, inspect.isfunction) if n.startswith(BENCH_PREFIXES)]
+
+
+def test_asv_conf_points_at_benchmarks():
+    from asv.util import load_json  # the same reader asv uses (the file has // comments)
+
+    conf = load_json(str(ROOT / "asv.conf.json"), js_comments=True)
+    assert conf["benchmark_dir"] == "benchmarks"
+    assert conf["environment_type"] == "virtualenv"
+    assert conf["matrix"]["req"]["torch"] == ["2.13.0"]
+    assert any("{wheel_file}[all]" in c for c in conf["install_command"])
+
+
+def test_every_benchmarks_module_imports_without_running():
+    """asv imports every module of benchmark_dir: each must be import-safe."""
+    names = [m.name for m in pkgutil.iter_modules(benchmarks.__path__)]
+    assert {"bench_tracks", "bench_hotpaths", "harness_overhead"} <= set(names)
+    for name in names:
+        importlib.import_module(f"benchmarks.{name}")
+
+
+def test_track_grid_matches_suite():
+    suite = load_suite(bench_tracks.SUITE)
+    problems = list(dict.fromkeys(t.problem for t in suite.trials))
+    optimizers = list(dict.fromkeys(t.optimizer for t in suite.trials))
+    grid = bench_tracks.SuiteTracks.params
+    assert bench_tracks.SuiteTracks.param_names == ["problem", "optimizer"]
+    assert sorted(grid[0]) == sorted(problems)
+    assert sorted(grid[1]) == sorted(optimizers)
+    assert bench_tracks.suite_grid(ROOT / "suites" / "asv.toml") == (grid[0], grid[1])
+
+
+def test_tracked_targets_are_lower_is_better():
+    registry = bench_core.get_registry()
+    suite = load_suite(bench_tracks.SUITE)
+    for trial in suite.trials:
+        assert trial.device == "cpu"
+        for metric in trial.targets:
+            assert not registry.higher_is_better(metric), f"{trial.problem}: asv needs lower-is-better"
+
+
+def test_every_benchmark_has_unit_and_pinned_version():
+    tracks = _benchmark_methods(bench_tracks.SuiteTracks)
+    assert {n for n, _ in tracks} == {"track_time_to_target", "track_steps_to_target", "track_final_metric"}
+    for cls in (bench_tracks.SuiteTracks, bench_hotpaths.OptimizerStep, bench_hotpaths.SolverIteration,
+                bench_hotpaths.HarnessOverhead, bench_hotpaths.HarnessOverheadShare):
+        methods = _benchmark_methods(cls)
+        assert methods, cls
+        for name, fn in methods:
+            assert isinstance(getattr(fn, "version", None), str), f"{cls.__name__}.{name}: no version"
+            if name.startswith("track_"):
+                assert getattr(fn, "unit", None), f"{cls.__name__}.{name}: no unit"
+
+
+SMALL_SUITE = """
+name = "asv-small"
+seeds = [0, 1, 2]
+device = "cpu"
+dtype = "float32"
+
+[[problems]]
+name = "synthetic.quadratic"
+params = { dim = 10, condition = 10.0 }
+budget = { max_steps = 300 }
+target = { loss = 1e-4 }
+
+[[problems]]
+name = "pde.poisson2d"
+params = { n = 8 }
+dtype = "float64"
+budget = { max_steps = 100 }
+target = { rel_residual = 1e-8 }
+
+[[optimizers]]
+name = "torch.sgd"
+hparams = { lr = 0.3 }
+
+[[optimizers]]
+name = "torch.adam"
+hparams = { lr = 1e-3 }
+
+[[optimizers]]
+name = "linear.cg"
+"""
+
+
+@pytest.fixture(scope="module")
+def small_results(tmp_path_factory):
+    """setup_cache of SuiteTracks on a small suite of the same shape as suites/asv.toml."""
+    tmp = tmp_path_factory.mktemp("asv_cache")
+    suite = tmp / "small.toml"
+    suite.write_text(SMALL_SUITE)
+    mp = pytest.MonkeyPatch()
+    mp.setattr(bench_tracks, "SUITE", suite)
+    mp.chdir(tmp)  # asv runs setup_cache in a cache folder of its own
+    try:
+        out = bench_tracks.SuiteTracks().setup_cache()
+    finally:
+        mp.undo()
+    return out
+
+
+def _expected(trials, problem, optimizer, column):
+    rows = trials[(trials["problem"] == problem) & (trials["optimizer"] == optimizer)]
+    if column == "final":
+        metric = next(iter(json.loads(rows["targets"].iloc[0])))
+        return statistics.median(m[metric] for m in rows["metrics"])
+    values = [float(v) if s == "target_reached" else math.inf for s, v in zip(rows["status"], rows[column])]
+    median = statistics.median(values)
+    return median if math.isfinite(median) else math.nan
+
+
+def test_track_values_equal_store(small_results):
+    trials = read_trials(small_results)
+    assert len(trials) == 3 * 3  # quadratic x (sgd, adam), poisson x cg; three seeds
+    bench = bench_tracks.SuiteTracks()
+    checked = 0
+    for problem, optimizer in [("synthetic.quadratic", "torch.sgd"), ("synthetic.quadratic", "torch.adam"),
+                               ("pde.poisson2d", "linear.cg")]:
+        bench.setup(small_results, problem, optimizer)
+        for method, column in (("track_time_to_target", "time_to_target_s"),
+                               ("track_steps_to_target", "steps_to_target"), ("track_final_metric", "final")):
+            got = getattr(bench, method)(small_results, problem, optimizer)
+            want = _expected(trials, problem, optimizer, column)
+            assert (math.isnan(got) and math.isnan(want)) or got == want, (problem, optimizer, method)
+            checked += 1
+    assert checked == 9
+    bench.setup(small_results, "pde.poisson2d", "linear.cg")
+    assert bench.track_steps_to_target(small_results, "pde.poisson2d", "linear.cg") > 0
+    # adam with lr=1e-3 does not reach the target in 300 steps: time-to-target is NaN (asv: failed)
+    bench.setup(small_results, "synthetic.quadratic", "torch.adam")
+    assert math.isnan(bench.track_time_to_target(small_results, "synthetic.quadratic", "torch.adam"))
+
+
+def test_pairs_outside_the_suite_are_skipped(small_results):
+    with pytest.raises(NotImplementedError):
+        bench_tracks.SuiteTracks().setup(small_results, "pde.poisson2d", "torch.sgd")
+
+
+def test_hotpath_benchmarks_run_once():
+    """One call of each hot-path benchmark (no timing asserted)."""
+    step = bench_hotpaths.OptimizerStep()
+    step.setup("torch.sgd")
+    before = [p.detach().clone() for p in step.params_]
+    step.time_step("torch.sgd")
+    assert any(not (a == p).all() for a, p in zip(before, step.params_))
+    with pytest.raises(NotImplementedError):
+        step.setup("no.such.optimizer")
+    it = bench_hotpaths.SolverIteration()
+    it.setup("linear.cg")
+    it.time_iteration("linear.cg")
