@@ -13,6 +13,10 @@ from .pytorch_optimizer_adapter import pytorch_optimizer_specs
 from .schedulefree_adapter import schedulefree_specs
 from .schedules import with_schedule
 from .torch_optim import torch_optimizer_specs
+from .psgd import psgd_specs
+from .kfac import kfac_specs
+from .mfac import mfac_specs
+from .adafisher import adafisher_specs
 
 SPEC_SOURCES = [
     torch_optimizer_specs,
@@ -21,6 +25,10 @@ SPEC_SOURCES = [
     schedulefree_specs,
     shampoo_specs,
     soap_specs,
+    psgd_specs,
+    kfac_specs,
+    mfac_specs,
+    adafisher_specs,
 ]
 
 
