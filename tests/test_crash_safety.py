@@ -72,7 +72,7 @@ def test_sigkill_loses_only_trials_in_flight_and_a_rerun_resumes(scale_site, wri
     dead.write_bytes(b"partial")
     live.write_bytes(b"partial")
 
-    use_scale_registry(monkeypatch)
+    use_scale_registry(monkeypatch, tmp_path)
     try:
         summary = run_suite(load_suite(suite_path), out)
     finally:
@@ -105,9 +105,12 @@ def test_a_claim_excludes_other_holders_until_released_or_its_owner_dies(tmp_pat
     assert store.claim_held(tmp_path, "abc")
     claim.release()
     assert not store.claim_held(tmp_path, "abc")
-    # a holder killed with SIGKILL leaves a lock file, but no claim
-    code = ("import sys, time; from bench_core.store import TrialClaim;"
-            f"c = TrialClaim.acquire({str(tmp_path)!r}, 'xyz'); print('held', flush=True); time.sleep(60)")
+    # a holder killed with SIGKILL leaves a lock file, but no claim (the holder takes the claim's
+    # flock the way TrialClaim does, without importing torch, to start fast)
+    lock = tmp_path / ".claims" / "xyz.lock"
+    code = ("import fcntl, os, time;"
+            f"fd = os.open({str(lock)!r}, os.O_RDWR | os.O_CREAT); fcntl.flock(fd, fcntl.LOCK_EX);"
+            "print('held', flush=True); time.sleep(60)")
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
     assert store.claim_held(tmp_path, "xyz")

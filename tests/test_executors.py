@@ -34,8 +34,8 @@ hparams = { lr = 1e-2 }
 
 
 @pytest.fixture
-def scale_registry(monkeypatch):
-    registry = use_scale_registry(monkeypatch)
+def scale_registry(monkeypatch, tmp_path):
+    registry = use_scale_registry(monkeypatch, tmp_path)
     yield registry
     bench_core.set_registry(None)
 

@@ -3,6 +3,7 @@ plugin (tests/fixtures/scale_plugin) installed into a folder or registered in-pr
 from __future__ import annotations
 
 import importlib
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,10 +21,15 @@ def install_scale_plugin(target: Path) -> Path:
     return target
 
 
-def use_scale_registry(monkeypatch):
-    """Make the process-wide registry the installed plugins plus the scale plugin (importable by
-    spawned workers through sys.path). Undo with bench_core.set_registry(None)."""
-    monkeypatch.syspath_prepend(str(SCALE_PLUGIN))
+def use_scale_registry(monkeypatch, tmp_path: Path):
+    """Make the process-wide registry the installed plugins plus the scale plugin registered by
+    hand (not an entry point: a copy of the package without metadata, importable by spawned
+    workers through sys.path). Undo with bench_core.set_registry(None)."""
+    copy = tmp_path / "scale_src"
+    if not copy.exists():
+        shutil.copytree(SCALE_PLUGIN / "bench_scale_plugin", copy / "bench_scale_plugin")
+    monkeypatch.syspath_prepend(str(copy))
+    sys.modules.pop("bench_scale_plugin", None)
     module = importlib.import_module("bench_scale_plugin")
     registry = bench_core.build_registry(plugins=[("scale", module)])
     bench_core.set_registry(registry)
