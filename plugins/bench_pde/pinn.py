@@ -43,14 +43,14 @@ class PoissonPINN(bench_core.TrainingProblem):
         self.interior, self.boundary, self.grid = as_t(interior), as_t(torch.stack([bx, by], 1)), as_t(grid)
         self.f_scaled = as_t(self.exact(interior))  # f / (2k²π²) = u*
         self.u_grid = as_t(self.exact(grid))
-        layers: list[nn.Module] = []
-        d = 2
-        for _ in range(depth):
-            layers += [nn.Linear(d, width), nn.Tanh()]
-            d = width
-        layers.append(nn.Linear(d, 1))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
+            layers: list[nn.Module] = []
+            d = 2
+            for _ in range(depth):
+                layers += [nn.Linear(d, width), nn.Tanh()]
+                d = width
+            layers.append(nn.Linear(d, 1))
             self.model = nn.Sequential(*layers).to(device=device, dtype=dtype)
         self.boundary_weight = float(boundary_weight)
         self.stochastic_rounding = bool(stochastic_rounding)
@@ -78,7 +78,7 @@ class PoissonPINN(bench_core.TrainingProblem):
     def evaluate(self):
         """Loss (needs autograd for Δu) and the relative L2 error against the exact solution."""
         with torch.enable_grad():
-            loss = float(self.loss(None))
+            loss = float(self.loss(None).detach())
         u = self.model(self.grid).squeeze(-1)
         err = torch.linalg.vector_norm(u - self.u_grid) / torch.linalg.vector_norm(self.u_grid)
         return {"loss": loss, "rel_l2_error": float(err)}
@@ -88,7 +88,8 @@ def pinn_problem_specs() -> list[bench_core.ProblemSpec]:
     """The PINN problem spec."""
     return [bench_core.ProblemSpec(
         name="pde.pinn_poisson", kind="training", factory=PoissonPINN,
-        params={"width": 32, "depth": 2, "frequency": 1, "n_interior": 256, "n_boundary": 64},
+        params={"width": 32, "depth": 2, "frequency": 1, "n_interior": 256, "n_boundary": 64,
+                "boundary_weight": 1.0, "stochastic_rounding": False},
         targets={"rel_l2_error": 0.02}, budget={"max_steps": 1500},
         description="PINN (tanh MLP) for 2D Poisson with exact solution sin(kπx)sin(kπy); size: width, depth.")]
 

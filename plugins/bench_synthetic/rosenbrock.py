@@ -45,6 +45,6 @@ def rosenbrock_specs() -> list[bench_core.ProblemSpec]:
     """The Rosenbrock problem spec."""
     return [bench_core.ProblemSpec(
         name="synthetic.rosenbrock", kind="training", factory=Rosenbrock,
-        params={"dim": 2, "perturbation": 0.1},
+        params={"dim": 2, "perturbation": 0.1, "stochastic_rounding": False},
         targets={"loss": 1e-3}, budget={"max_steps": 2000},
         description="Extended Rosenbrock function from a perturbed (−1.2, 1, …) start; size: dim.")]
