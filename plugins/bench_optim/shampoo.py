@@ -252,6 +252,8 @@ class Shampoo(torch.optim.Optimizer):
 
     def _decode(self, gst, name: str) -> torch.Tensor:
         codes, scales = gst["codes"][name], gst["scales"][name]
+        if codes.dtype != torch.uint8:  # load_state_dict casts state to the parameters' dtype
+            codes = gst["codes"][name] = codes.to(torch.uint8)
         B, n = gst["evals"][name].shape
         u = ku.dequantize_4bit(codes, scales, (B, n, n), gst["evals"][name].dtype)
         return ku.bjorck(u)
