@@ -5,7 +5,7 @@
   x0 + K_k(A, r0), kept up to date with Givens rotations and a three-term update of directions.
   One matvec per iteration, as scipy.sparse.linalg.minres.
 - GMRES(m) (Saad & Schultz, "GMRES: A Generalized Minimal Residual Algorithm for Solving
-  Nonsymmetric Linear Systems", 1986): Arnoldi with modified Gram–Schmidt, Givens rotations on the
+  Nonsymmetric Linear Systems", 1986): Arnoldi with classical Gram–Schmidt applied twice, Givens rotations on the
   Hessenberg matrix, restart after m steps. An "iteration" here is one Arnoldi step (one matvec);
   x is formed after every step so the runner can measure it (O(k n) extra per step). scipy's
   gmres reports x only once per restart cycle: see reference.py.
@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+import scipy.linalg
 import torch
 
 from .base import Solver, SolverError
@@ -88,7 +90,6 @@ class GMRES(Solver):
         m = self.restart
         x = x0.clone()
         done = 0
-        dt = torch.float64
         while done < maxiter:
             r = b - self.matvec(x)
             beta = float(torch.linalg.vector_norm(r))
@@ -97,18 +98,19 @@ class GMRES(Solver):
                 return x
             V = torch.zeros((m + 1, b.shape[0]), dtype=b.dtype, device=b.device)
             V[0] = r / beta
-            H = torch.zeros((m + 1, m), dtype=dt)
-            cs = torch.zeros(m, dtype=dt)
-            sn = torch.zeros(m, dtype=dt)
-            g = torch.zeros(m + 1, dtype=dt)
+            H = np.zeros((m + 1, m))  # the small Hessenberg problem lives on the host
+            cs, sn = np.zeros(m), np.zeros(m)
+            g = np.zeros(m + 1)
             g[0] = beta
             x_start = x
             for j in range(min(m, maxiter - done)):
                 w = self.matvec(V[j])
-                for i in range(j + 1):  # modified Gram–Schmidt
-                    h = torch.dot(w, V[i])
-                    H[i, j] = float(h)
-                    w = w - h * V[i]
+                basis = V[: j + 1]
+                h = basis @ w  # classical Gram–Schmidt, twice (CGS2): as stable as modified G–S
+                w = w - h @ basis
+                h2 = basis @ w
+                w = w - h2 @ basis
+                H[: j + 1, j] = (h + h2).cpu().double().numpy()
                 hn = float(torch.linalg.vector_norm(w))
                 H[j + 1, j] = hn
                 breakdown = hn <= 1e-14 * beta
@@ -118,7 +120,7 @@ class GMRES(Solver):
                     t = cs[i] * H[i, j] + sn[i] * H[i + 1, j]
                     H[i + 1, j] = -sn[i] * H[i, j] + cs[i] * H[i + 1, j]
                     H[i, j] = t
-                denom = math.hypot(float(H[j, j]), float(H[j + 1, j]))
+                denom = math.hypot(H[j, j], H[j + 1, j])
                 if denom == 0.0:
                     raise SolverError("linear.gmres breakdown: zero column in the Hessenberg matrix "
                                       "(is the matrix singular?)")
@@ -127,12 +129,11 @@ class GMRES(Solver):
                 g[j + 1] = -sn[j] * g[j]
                 g[j] = cs[j] * g[j]
                 k = j + 1
-                ycoef = torch.linalg.solve_triangular(H[:k, :k], g[:k, None], upper=True)[:, 0]
-                x = x_start + ycoef.to(b) @ V[:k]
+                ycoef = scipy.linalg.solve_triangular(H[:k, :k], g[:k])
+                x = x_start + torch.from_numpy(ycoef).to(b) @ V[:k]
                 done += 1
                 callback(x)
-                res = abs(float(g[j + 1]))
-                if breakdown or (stop and res <= stop):
+                if breakdown or (stop and abs(g[j + 1]) <= stop):
                     return x
         return x
 

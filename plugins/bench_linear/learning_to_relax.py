@@ -5,8 +5,8 @@ Parameters Across a Sequence of Linear System Instances" (ICLR 2024).
 For each system of the sequence the policy picks ω from a grid of K values, SOR runs with it, and
 the number of iterations it took (the only feedback; no extra matrix computations) updates the
 policy. ``linear.sor_bandit`` uses Exp3 (regret → best fixed ω); ``linear.sor_contextual`` uses
-a contextual bandit on the system's scalar ``info["context"]`` (heat sequence: dt κ / h²), whose
-target is the instance-optimal ω.
+a contextual bandit on the system's scalar ``info["context"]`` (heat sequence: dt κ / h²; 1 when a
+system has none), whose target is the instance-optimal ω.
 
 After a trial, ``relax_report`` measures (outside the timed solve) every grid ω on every instance
 to the trial's residual target and returns the totals: the bandit's iterations, the best fixed ω's,
@@ -48,10 +48,7 @@ class BanditSOR(Solver):
         self.bench_counters["sweeps"] = 0
 
     def _setup(self, system):
-        context = system.info.get("context")
-        if self.contextual and context is None:
-            raise SolverError("linear.sor_contextual needs systems with info['context'] "
-                              "(e.g. pde.heat_sequence)")
+        context = system.info.get("context")  # without one (single systems) all contexts are 1
         self.context = float(context) if context is not None else 1.0
         self.arm = self.policy.choose(self.context)
         try:
@@ -107,8 +104,8 @@ def cost_table(systems, omegas, rtol: float, maxiter: int) -> np.ndarray:
 def relax_report(ctx) -> dict | None:
     """Totals and regrets of a finished bandit-SOR trial (None for other solvers)."""
     solver = ctx.optimizer
-    if not isinstance(solver, BanditSOR) or not solver.history:
-        return None
+    if not isinstance(solver, BanditSOR) or len(solver.history) < 2:
+        return None  # only sequences have a regret to speak of
     if "relax" in ctx.scratch:
         return ctx.scratch["relax"]
     rtol = ctx.trial.targets.get("rel_residual", 1e-8)

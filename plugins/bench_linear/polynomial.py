@@ -6,14 +6,17 @@ Each iteration takes the step x ← x − p(A) g with the polynomial p of degree
 adaptively: the one that minimizes f along the low-dimensional Krylov subspace
 x + span{g, A g, …, A^{τ−1} g} (the paper's adaptive search). With the basis
 K = [g, Ag, …] (orthonormalized), c = (KᵀAK)⁻¹ Kᵀg and x ← x − K c. τ matvecs per iteration;
-τ = 1 is steepest descent with exact line search. The fixed symmetric-polynomial preconditioners
-of the same paper are in preconditioners.py (``symmetric_poly``).
+τ = 1 is steepest descent with exact line search. With ``precond`` (e.g. the paper's fixed
+symmetric-polynomial preconditioner P_τ, ``symmetric_poly`` in preconditioners.py) the search
+space is span{P g, (P A) P g, …}: degree=1 with precond="symmetric_poly" is the paper's
+preconditioned Gradient Method with exact line search.
 """
 from __future__ import annotations
 
 import torch
 
 from .base import Solver
+from .preconditioners import make_preconditioner
 
 
 class PolynomialGradient(Solver):
@@ -22,11 +25,16 @@ class PolynomialGradient(Solver):
     name = "linear.poly_gm"
     needs_symmetric = True
 
-    def __init__(self, degree: int = 4, operator: str = "csr", rtol: float = 0.0):
+    def __init__(self, degree: int = 4, precond: str = "none", precond_degree: int = 1,
+                 operator: str = "csr", rtol: float = 0.0):
         super().__init__(operator, rtol)
         if degree < 1:
             raise ValueError("degree must be at least 1")
         self.degree = int(degree)
+        self.precond_name, self.precond_degree = precond, int(precond_degree)
+
+    def _setup(self, system):
+        self.precond = make_preconditioner(self.precond_name, system, degree=self.precond_degree)
 
     def solve(self, b, x0, maxiter, callback):
         """Iterate from x0, calling callback(x) after each (τ-matvec) step."""
@@ -39,25 +47,28 @@ class PolynomialGradient(Solver):
                 callback(x)
                 return x
             basis, images = [], []
-            v = g / gn
+            v = self.precond.apply(g)
+            v = v / torch.linalg.vector_norm(v)
             for _k in range(self.degree):
                 av = self.matvec(v)
                 basis.append(v)
                 images.append(av)
-                w = av
+                w = self.precond.apply(av)
                 for q in basis:  # Gram–Schmidt keeps the small system well conditioned
                     w = w - torch.dot(w, q) * q
                 wn = float(torch.linalg.vector_norm(w))
                 if wn <= 1e-12 * gn:
                     break
                 v = w / wn
-            K = torch.stack(basis, 1)
-            AK = torch.stack(images, 1)
-            gram = (K.T @ AK).to(torch.float64)
+            k = len(basis)
+            # the k×k Gram matrix by dot products (a thin GEMM is slow on busy multi-threaded CPUs)
+            gram = torch.tensor([[float(torch.dot(basis[i], images[j])) for j in range(k)]
+                                 for i in range(k)], dtype=torch.float64)
             gram = (gram + gram.T) / 2
-            rhs = (K.T @ g).to(torch.float64)
-            c = torch.linalg.lstsq(gram, rhs[:, None]).solution[:, 0].to(b)
-            x = x - K @ c
-            g = g - AK @ c
+            rhs = torch.tensor([[float(torch.dot(q, g))] for q in basis], dtype=torch.float64)
+            c = torch.linalg.lstsq(gram, rhs).solution[:, 0].tolist()
+            for ci, q, aq in zip(c, basis, images):
+                x = x - ci * q
+                g = g - ci * aq
             callback(x)
         return x
