@@ -1,7 +1,8 @@
 """The process-pool executor (`bench run --jobs N`): trials in N worker processes on this machine.
 
-Workers are started with the "spawn" context, set their torch thread count so that together they
-use each core once, and claim, run and write their trials themselves; the driver hands out one
+Workers are started with the "spawn" context (and kept for the executor's next run), set their
+torch thread count so that together they use each core once, and claim, run and write their
+trials themselves; the driver hands out one
 trial at a time over a pipe (JSON text, no pickle) and shows progress. The driver also watches:
 - a trial that runs past its ``max_seconds`` plus a grace period (a step that hangs, which the
   runner cannot interrupt in-process) gets its worker killed and is recorded as ``timeout``;
@@ -89,6 +90,24 @@ class ProcessExecutor:
         self.threads = threads or threads_per_worker(self.jobs)
         self.retries = retries
         self.log = log  # where deaths are reported; None: stderr (run_suite sets its progress bar)
+        self._workers: list[_Worker] = []  # kept between runs (e.g. the rounds of `bench tune`)
+        self._extensions: list | None = None
+
+    def _pool(self, ctx, extensions: list, wanted: int) -> list[_Worker]:
+        """The live workers, started or restarted as needed (at least `wanted` of them)."""
+        if extensions != self._extensions:
+            self.close()
+            self._extensions = extensions
+        self._workers = [w for w in self._workers if w.process.is_alive()]
+        while len(self._workers) < wanted:
+            self._workers.append(_Worker(ctx, self.threads, extensions))
+        return self._workers
+
+    def close(self) -> None:
+        """Stop the worker processes (they also end with the driver, being daemons)."""
+        for w in self._workers:
+            w.stop(kill=w.trial is not None)
+        self._workers = []
 
     def run(self, trials: list[Trial], out: str, run_id: str,
             on_result: Callable[[dict | None], None], rerun_failed: bool = False) -> None:
@@ -99,7 +118,7 @@ class ProcessExecutor:
         extensions = registry_extensions(self.registry or get_registry())
         queue = deque(trials)
         deaths: Counter = Counter()
-        workers = [_Worker(ctx, self.threads, extensions) for _ in range(min(self.jobs, len(trials)))]
+        workers = self._pool(ctx, extensions, min(self.jobs, len(trials)))
         try:
             while queue or any(w.trial for w in workers):
                 for w in workers:
@@ -123,9 +142,10 @@ class ProcessExecutor:
                             w.trial, out, run_id, "timeout",
                             f"killed after {time.monotonic() - w.started:.1f} s: exceeded max_seconds={limit}"
                             f" (+{self.grace_s:g} s grace); a step did not return", rerun_failed))
-        finally:
-            for w in workers:
-                w.stop(kill=w.trial is not None)
+        finally:  # workers still busy here (an exception, an interrupt) are killed
+            for w in [w for w in workers if w.trial is not None]:
+                w.stop(kill=True)
+                workers.remove(w)
 
     @staticmethod
     def _receive(w: _Worker, on_result) -> bool:
