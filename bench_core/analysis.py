@@ -78,13 +78,17 @@ def higher_is_better(metric: str) -> bool:
 
 def problem_labels(df: pd.DataFrame) -> pd.Series:
     """The problem's name, with its params when one suite ran it with several param sets."""
-    n_sets = df.groupby("problem")["problem_params"].transform("nunique")
-    def label(row):
-        if n_sets[row.name] <= 1:
-            return row["problem"]
-        params = json.loads(row["problem_params"])
-        return f"{row['problem']}({', '.join(f'{k}={v}' for k, v in sorted(params.items()))})"
-    return df.apply(label, axis=1) if len(df) else pd.Series(dtype=str)
+    if not len(df):
+        return pd.Series(dtype=str)
+    n_sets = df.groupby("problem")["problem_params"].transform("nunique").tolist()
+
+    def label(problem, params_json, n):
+        if n <= 1:
+            return problem
+        params = json.loads(params_json)
+        return f"{problem}({', '.join(f'{k}={v}' for k, v in sorted(params.items()))})"
+    return pd.Series([label(p, j, n) for p, j, n in zip(df["problem"], df["problem_params"], n_sets)],
+                     index=df.index, dtype=object)
 
 
 # --------------------------------------------------------------------------- statistics
@@ -151,17 +155,33 @@ def _final(metrics, name):
     return metrics.get(name)
 
 
-def _cost(g: pd.DataFrame, column: str = "time_to_target_s") -> float:
+def _cost(g: dict, column: str = "time_to_target_s") -> float:
     """Median over all seeds of a to-target cost, a seed that missed the target counting as ∞."""
     costs = [float(v) if s == REACHED and v is not None and not pd.isna(v) else math.inf
              for s, v in zip(g["status"], g[column])]
     return float(np.median(costs)) if costs else math.inf
 
 
-def _with_labels(trials: pd.DataFrame) -> pd.DataFrame:
-    df = trials.copy()
-    df["problem_label"] = problem_labels(df)
-    return df
+_COLUMNS = ("problem_label", "label", "optimizer", "hparams", "kind", "seed", "status", "error",
+            "time_to_target_s", "steps_to_target", "train_time_s", "steps", "metrics", "targets",
+            "git_commit", "git_dirty", "host")
+
+
+def _groups(trials: pd.DataFrame, keys: list[str]):
+    """(key, group) pairs in key order; a group maps each column to the list of its values
+    (plain lists: much faster than a DataFrame per group)."""
+    df = trials
+    if "problem_label" not in df:
+        df = df.assign(problem_label=problem_labels(df))
+    cols = {c: df[c].tolist() for c in _COLUMNS if c in df}
+    indices = df.groupby(keys, sort=False).indices
+    for key in sorted(indices, key=lambda k: tuple(str(x) for x in (k if isinstance(k, tuple) else (k,)))):
+        idx = indices[key]
+        yield key, {c: [v[i] for i in idx] for c, v in cols.items()}
+
+
+def _where(values: list, mask: list) -> list:
+    return [v for v, m in zip(values, mask) if m]
 
 
 # --------------------------------------------------------------------------- leaderboard
@@ -178,25 +198,28 @@ def leaderboard(trials: pd.DataFrame) -> list[dict]:
     """
     if trials is None or len(trials) == 0:
         return []
-    df = _with_labels(trials)
     rows = []
-    for (problem, label), g in df.groupby(["problem_label", "label"], sort=True):
-        metric = primary_metric(g["targets"].iloc[0], g["metrics"].iloc[0] or {})
+    for (problem, label), g in _groups(trials, ["problem_label", "label"]):
+        n = len(g["status"])
+        metric = primary_metric(g["targets"][0], g["metrics"][0] or {})
         finals = [_final(m, metric) for m in g["metrics"]]
-        statuses = {str(k): int(v) for k, v in g["status"].value_counts().items()}
+        statuses: dict = {}
+        for st in g["status"]:
+            statuses[str(st)] = statuses.get(str(st), 0) + 1
+        statuses = dict(sorted(statuses.items(), key=lambda kv: (-kv[1], kv[0])))
         reached = int(statuses.get(REACHED, 0))
-        hit = g[g["status"] == REACHED]
-        ttt = _stats(hit["time_to_target_s"])
-        stt = _stats(hit["steps_to_target"])
+        hit = [st == REACHED for st in g["status"]]
+        ttt = _stats(_where(g["time_to_target_s"], hit))
+        stt = _stats(_where(g["steps_to_target"], hit))
         fin = _stats(finals)
         commits = sorted({str(c)[:10] + ("+dirty" if d is True else "")
                           for c, d in zip(g["git_commit"], g["git_dirty"]) if isinstance(c, str)})
         rows.append({
-            "problem": problem, "optimizer": label, "optimizer_name": g["optimizer"].iloc[0],
-            "hparams": g["hparams"].iloc[0], "kind": g["kind"].iloc[0],
-            "seeds": len(g), "n_seeds": int(g["seed"].nunique()),
-            "statuses": statuses, "success_rate": reached / len(g),
-            "success_ci": wilson_interval(reached, len(g)),
+            "problem": problem, "optimizer": label, "optimizer_name": g["optimizer"][0],
+            "hparams": g["hparams"][0], "kind": g["kind"][0],
+            "seeds": n, "n_seeds": len(set(g["seed"])),
+            "statuses": statuses, "success_rate": reached / n,
+            "success_ci": wilson_interval(reached, n),
             "time_to_target_s": ttt["median"] if reached else None,
             "time_to_target_iqr": (ttt["q1"], ttt["q3"]), "time_to_target_ci": (ttt["ci_low"], ttt["ci_high"]),
             "steps_to_target": stt["median"] if reached else None,
@@ -228,22 +251,26 @@ def settings_summary(trials: pd.DataFrame) -> list[dict]:
     with the highest success rate, then the lowest cost, then the best median selection metric."""
     if trials is None or len(trials) == 0:
         return []
-    df = _with_labels(trials)
     rows = []
-    for (problem, opt), og in df.groupby(["problem_label", "optimizer"], sort=True):
-        metric = selection_metric(og["targets"].iloc[0], og["metrics"].iloc[0] or {})
+    by_opt: dict = {}
+    for (problem, opt, label), g in _groups(trials, ["problem_label", "optimizer", "label"]):
+        by_opt.setdefault((problem, opt), []).append((label, g))
+    for (problem, opt), settings in by_opt.items():
+        first = settings[0][1]
+        metric = selection_metric(first["targets"][0], first["metrics"][0] or {})
         hib = higher_is_better(metric) if metric else False
         group = []
-        for label, g in og.groupby("label", sort=True):
-            reached = int((g["status"] == REACHED).sum())
-            sel = median_iqr([_final(m, metric) for m in g["metrics"]])[0]
+        for label, g in settings:
+            n = len(g["status"])
+            hit = [st == REACHED for st in g["status"]]
+            cost = _cost(g)
             group.append({
-                "problem": problem, "optimizer": opt, "label": label, "kind": g["kind"].iloc[0],
-                "hparams": json.loads(g["hparams"].iloc[0] or "{}"), "seeds": len(g),
-                "success_rate": reached / len(g), "reaches_target": math.isfinite(_cost(g)),
-                "time_to_target_s": median_iqr(g.loc[g["status"] == REACHED, "time_to_target_s"])[0],
-                "cost": _cost(g), "selection_metric": metric, "higher_is_better": hib,
-                "selection_value": sel, "best": False})
+                "problem": problem, "optimizer": opt, "label": label, "kind": g["kind"][0],
+                "hparams": json.loads(g["hparams"][0] or "{}"), "seeds": n,
+                "success_rate": sum(hit) / n, "reaches_target": math.isfinite(cost),
+                "time_to_target_s": median_iqr(_where(g["time_to_target_s"], hit))[0],
+                "cost": cost, "selection_metric": metric, "higher_is_better": hib,
+                "selection_value": median_iqr([_final(m, metric) for m in g["metrics"]])[0], "best": False})
 
         def key(r):
             v = r["selection_value"]
@@ -279,18 +306,20 @@ def tuning_summary(trials: pd.DataFrame) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- profiles
-def profile_costs(trials: pd.DataFrame, by: str = "optimizer") -> dict[str, pd.DataFrame]:
+def profile_costs(trials: pd.DataFrame, by: str = "optimizer",
+                  settings: list[dict] | None = None) -> dict[str, pd.DataFrame]:
     """Cost tables for performance profiles, one per problem kind: problems × solvers, each cell
     the median time to target over seeds (a miss counts as ∞). With ``by="optimizer"`` each
     optimizer is represented on each problem by its best setting (``settings_summary``); with
     ``by="label"`` every setting is a solver of its own. A solver that did not run on a problem
-    of its kind counts as a miss there."""
+    of its kind counts as a miss there. ``settings``: the output of ``settings_summary(trials)``
+    when the caller has it already."""
     if trials is None or len(trials) == 0:
         return {}
     out = {}
     if by == "optimizer":
         cells = [(r["kind"], r["problem"], r["optimizer"], r["cost"])
-                 for r in settings_summary(trials) if r["best"]]
+                 for r in (settings if settings is not None else settings_summary(trials)) if r["best"]]
     elif by == "label":
         cells = [(r["kind"], r["problem"], r["optimizer"], r["cost"]) for r in leaderboard(trials)]
     else:
@@ -336,22 +365,25 @@ def profile_scores(costs: pd.DataFrame, tau_max: float = TAU_MAX) -> dict[str, f
     return {s: float(part[s].mean()) for s in ratios.columns}
 
 
-def performance_profiles(trials: pd.DataFrame, tau_max: float = TAU_MAX, by: str = "optimizer") -> list[dict]:
+def performance_profiles(trials: pd.DataFrame, tau_max: float = TAU_MAX, by: str = "optimizer",
+                         settings: list[dict] | None = None) -> list[dict]:
     """Per problem kind: the problems, the performance profile of each solver, and its score."""
     out = []
-    for kind, costs in profile_costs(trials, by).items():
+    for kind, costs in profile_costs(trials, by, settings).items():
         taus, rho = performance_profile(costs, tau_max)
         out.append({"kind": kind, "problems": list(costs.index), "solvers": list(costs.columns),
                     "costs": costs, "taus": taus, "rho": rho, "scores": profile_scores(costs, tau_max)})
     return out
 
 
-def ranking(trials: pd.DataFrame, tau_max: float = TAU_MAX, by: str = "optimizer") -> list[dict]:
+def ranking(trials: pd.DataFrame, tau_max: float = TAU_MAX, by: str = "optimizer",
+            profiles: list[dict] | None = None) -> list[dict]:
     """Solvers ranked across problems, per kind: by area-under-profile score, then by mean rank
     over problems (rank 1 = fastest to target; misses share the last ranks). Keys: kind, rank,
-    solver, score, mean_rank, solved (problems whose median seed reached the target), problems."""
+    solver, score, mean_rank, solved (problems whose median seed reached the target), problems.
+    ``profiles``: the output of ``performance_profiles`` when the caller has it already."""
     rows = []
-    for prof in performance_profiles(trials, tau_max, by):
+    for prof in profiles if profiles is not None else performance_profiles(trials, tau_max, by):
         costs = prof["costs"]
         ranks = costs.rank(axis=1, method="average")
         solved = np.isfinite(costs).sum(axis=0)

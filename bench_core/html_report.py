@@ -120,13 +120,21 @@ def aggregate_curve(runs: list[tuple[np.ndarray, np.ndarray]], limit: int = CURV
         return grid, np.nanmedian(vals, axis=0), np.nanmin(vals, axis=0), np.nanmax(vals, axis=0)
 
 
-def _curve_series(curves: pd.DataFrame, trials: pd.DataFrame, labels: list[str], metric: str,
+def index_curves(curves: pd.DataFrame) -> dict:
+    """{(curve_key, metric): {"step": array, "time_s": array, "value": array}}, split once."""
+    if not len(curves):
+        return {}
+    cols = {c: curves[c].to_numpy() for c in ("step", "time_s", "value")}
+    return {key: {c: v[idx] for c, v in cols.items()}
+            for key, idx in curves.groupby(["curve_key", "metric"], sort=False).indices.items()}
+
+
+def _curve_series(curve_index: dict, trials: pd.DataFrame, labels: list[str], metric: str,
                   xcol: str, colours: dict) -> list[dict]:
     series = []
     for label in labels:
-        ids = trials.loc[trials["label"] == label, "curve_key"]
-        sub = curves[(curves["curve_key"].isin(ids)) & (curves["metric"] == metric)]
-        runs = [(g[xcol].to_numpy(), g["value"].to_numpy()) for _, g in sub.groupby("curve_key")]
+        keys = trials.loc[trials["label"] == label, "curve_key"].unique()
+        runs = [(c[xcol], c["value"]) for c in (curve_index.get((k, metric)) for k in keys) if c is not None]
         x, med, lo, hi = aggregate_curve(runs)
         if len(x):
             series.append({"name": f"{label} (n={len(runs)})", "x": x.tolist(), "y": med.tolist(),
@@ -135,9 +143,9 @@ def _curve_series(curves: pd.DataFrame, trials: pd.DataFrame, labels: list[str],
 
 
 # --------------------------------------------------------------------------- sections
-def _ranking_section(trials: pd.DataFrame, colours: dict) -> str:
-    profiles = analysis.performance_profiles(trials)
-    ranks = analysis.ranking(trials)
+def _ranking_section(trials: pd.DataFrame, colours: dict, settings: list[dict]) -> str:
+    profiles = analysis.performance_profiles(trials, settings=settings)
+    ranks = analysis.ranking(trials, profiles=profiles)
     if not profiles:
         return ""
     out = ['<h2 id="ranking">Ranking and performance profiles</h2>',
@@ -192,7 +200,7 @@ def _leaderboard_section(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def _problem_section(problem: str, trials: pd.DataFrame, curves: pd.DataFrame, rows: list[dict],
+def _problem_section(problem: str, trials: pd.DataFrame, curves: dict, rows: list[dict],
                      settings: list[dict], colours: dict, anchor: str) -> str:
     prows = [r for r in rows if r["problem"] == problem]
     sub = trials[trials["problem_label"] == problem]
@@ -352,7 +360,8 @@ def render_report(trials: pd.DataFrame, curves: pd.DataFrame, sources: list[str]
     if not rows:
         parts.append("<p>No trials.</p>")
     else:
-        parts.append(_ranking_section(trials, colours))
+        parts.append(_ranking_section(trials, colours, settings))
+        curves = index_curves(curves)
         parts.append(_leaderboard_section(rows))
         for p in problems:
             parts.append(_problem_section(p, trials, curves, rows, settings, colours, anchors[p]))
