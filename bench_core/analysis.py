@@ -192,7 +192,8 @@ def leaderboard(trials: pd.DataFrame) -> list[dict]:
     n_seeds (distinct seeds), statuses, success_rate, success_ci; time_to_target_s,
     steps_to_target (medians over the seeds that reached the target) with their ``*_iqr`` and
     ``*_ci`` (bootstrap 95%) pairs; metric (the primary metric), higher_is_better, final_metric
-    (median over seeds) with final_metric_iqr and final_metric_ci; train_time_s, steps; cost (the
+    (median over seeds) with final_metric_iqr and final_metric_ci; final_metrics (every metric
+    recorded: {name: {median, q1, q3}}); train_time_s, steps; cost (the
     median time to target, a miss counting as ∞); errors; provenance (commits and hosts).
     Rows are ordered per problem: most successful first, then fastest to target, then best metric.
     """
@@ -212,6 +213,11 @@ def leaderboard(trials: pd.DataFrame) -> list[dict]:
         ttt = _stats(_where(g["time_to_target_s"], hit))
         stt = _stats(_where(g["steps_to_target"], hit))
         fin = _stats(finals)
+        names = sorted({k for m in g["metrics"] if isinstance(m, dict) for k in m})
+        all_finals = {}
+        for name in names:
+            med, q1, q3 = median_iqr([_final(m, name) for m in g["metrics"]])
+            all_finals[name] = {"median": med, "q1": q1, "q3": q3}
         commits = sorted({str(c)[:10] + ("+dirty" if d is True else "")
                           for c, d in zip(g["git_commit"], g["git_dirty"]) if isinstance(c, str)})
         rows.append({
@@ -227,6 +233,7 @@ def leaderboard(trials: pd.DataFrame) -> list[dict]:
             "metric": metric, "higher_is_better": higher_is_better(metric) if metric else False,
             "final_metric": fin["median"],
             "final_metric_iqr": (fin["q1"], fin["q3"]), "final_metric_ci": (fin["ci_low"], fin["ci_high"]),
+            "final_metrics": all_finals,
             "train_time_s": median_iqr(g["train_time_s"])[0], "steps": median_iqr(g["steps"])[0],
             "cost": _cost(g),
             "errors": [e for e in g["error"] if isinstance(e, str) and e],

@@ -238,8 +238,22 @@ def _problem_section(problem: str, trials: pd.DataFrame, curves: dict, rows: lis
     elif items:
         out.append('<p class="bad">No optimizer reached the target on this problem.</p>')
     out.append(f'<div class="charts">{"".join(charts)}</div>')
+    out.append(_final_metrics_table(prows))
     out.append(_sensitivity(psettings, colours))
     return "\n".join(out)
+
+
+def _final_metrics_table(prows: list[dict]) -> str:
+    """Every metric the trials recorded: median over seeds with its interquartile range."""
+    names = sorted({n for r in prows for n in r.get("final_metrics", {})})
+    if not names:
+        return ""
+    body = [[_e(r["optimizer"])] + [_with_iqr(r["final_metrics"].get(n, {}).get("median"),
+                                              (r["final_metrics"].get(n, {}).get("q1"),
+                                               r["final_metrics"].get(n, {}).get("q3"))) for n in names]
+            for r in prows]
+    return ('<h3>Final metrics</h3><p class="muted">Median over seeds, interquartile range.</p>'
+            + _table(["optimizer", *names], body, set(range(1, len(names) + 1))))
 
 
 def _varying_hparam(group: list[dict]) -> str | None:

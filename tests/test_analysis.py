@@ -101,6 +101,7 @@ def test_leaderboard_statistics_over_seeds():
     assert 1.0 <= lo <= 3.0 <= hi <= 5.0
     assert fast["cost"] == 3.0
     assert fast["metric"] == "loss" and fast["final_metric"] == pytest.approx(1e-4)
+    assert fast["final_metrics"]["loss"]["median"] == pytest.approx(1e-4)
     assert flaky["success_rate"] == pytest.approx(0.4)
     assert flaky["time_to_target_s"] == pytest.approx(0.6)  # over the two seeds that reached it
     assert flaky["cost"] == math.inf  # the median seed missed
