@@ -68,8 +68,8 @@ class ChebyshevLinUCB:
         self.k, self.degree, self.alpha = k, degree, alpha
         self.lo, self.hi = math.log(context_range[0]), math.log(context_range[1])
         dim = degree + 1
-        self.A = np.stack([ridge * np.eye(dim)] * k)
-        self.obs: list[list[tuple[np.ndarray, float]]] = [[] for _ in range(k)]
+        self.A_inv = np.stack([np.eye(dim) / ridge] * k)  # (ridge I + Σ φφᵀ)⁻¹ per arm
+        self.b = np.zeros((k, dim))                        # Σ φ · cost per arm
         self.scale = 0.0
         self.rng = np.random.default_rng(seed)
         self.t = 0
@@ -82,23 +82,17 @@ class ChebyshevLinUCB:
     def choose(self, context: float) -> int:
         """The arm with the lowest lower-confidence-bound on its normalized cost."""
         phi = self.features(context)
-        scores = np.empty(self.k)
-        for a in range(self.k):
-            inv = np.linalg.inv(self.A[a])
-            if self.obs[a]:
-                X = np.array([f for f, _ in self.obs[a]])
-                y = np.array([c for _, c in self.obs[a]]) / (self.scale or 1.0)
-                theta = inv @ (X.T @ y)
-            else:
-                theta = np.zeros_like(phi)
-            scores[a] = phi @ theta - self.alpha * math.sqrt(phi @ inv @ phi)
+        theta = np.einsum("kij,kj->ki", self.A_inv, self.b) / (self.scale or 1.0)
+        width = np.sqrt(np.einsum("i,kij,j->k", phi, self.A_inv, phi))
+        scores = theta @ phi - self.alpha * width
         best = np.flatnonzero(scores <= scores.min() + 1e-12)
         return int(self.rng.choice(best))
 
     def update(self, arm: int, cost: float, context: float = 1.0) -> None:
-        """Feed back the cost of the arm played in this context."""
+        """Feed back the cost of the arm played in this context (Sherman–Morrison update)."""
         self.t += 1
         phi = self.features(context)
-        self.A[arm] += np.outer(phi, phi)
-        self.obs[arm].append((phi, float(cost)))
+        a_phi = self.A_inv[arm] @ phi
+        self.A_inv[arm] -= np.outer(a_phi, a_phi) / (1.0 + phi @ a_phi)
+        self.b[arm] += phi * float(cost)
         self.scale = max(self.scale, float(cost))

@@ -55,7 +55,7 @@ def spectrum_eigenvalues(n: int, condition: float, spacing: str) -> np.ndarray:
     if spacing == "clustered":
         lam = np.linspace(1.0, 2.0, n)
         k = max(1, n // 100)
-        lam[-k:] = np.geomspace(condition / 10, condition, k)
+        lam[-k:] = np.geomspace(condition, condition / 10, k)[::-1]
         return lam
     raise ValueError(f"spacing must be one of {', '.join(SPACINGS)}, got {spacing!r}")
 
@@ -90,7 +90,12 @@ def gallery(seed: int, device, dtype, matrix: str = "airfoil") -> bench_core.Lin
     a = load_gallery(matrix)
     diff = abs(a - a.T)
     symmetric = bool(diff.nnz == 0 or diff.max() <= 1e-10 * abs(a).max())
-    spd = symmetric and bool(np.linalg.eigvalsh(a.toarray()).min() > 0) if a.shape[0] <= 2000 else symmetric
+    spd = symmetric
+    if symmetric and a.shape[0] <= 2000:  # a Cholesky factorization exists iff A is SPD
+        try:
+            np.linalg.cholesky(a.toarray())
+        except np.linalg.LinAlgError:
+            spd = False
     x = np.random.default_rng(seed).standard_normal(a.shape[0])
     return bench_core.LinearSystemProblem([_system(
         a, x, device, dtype, f"gallery-{matrix}",

@@ -24,7 +24,7 @@ def anisotropic_matrix(n: int, epsilon: float, theta: float) -> sp.csr_matrix:
     from pyamg.gallery import diffusion_stencil_2d, stencil_grid
 
     stencil = diffusion_stencil_2d(epsilon=epsilon, theta=theta, type="FD")
-    return (stencil_grid(stencil, (n, n), format="csr") * (n + 1) ** 2).tocsr()
+    return sp.csr_matrix(stencil_grid(stencil, (n, n), format="csr")) * (n + 1) ** 2
 
 
 def jumping_matrix(n: int, contrast: float, blocks: int) -> sp.csr_matrix:

@@ -1,0 +1,88 @@
+"""Learning to Relax: the bandits' regret shrinks with the sequence length, and the bandit-SOR
+solvers report their totals beside the best fixed ω and the instance-optimal ω."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from bench_core.registry import get_registry
+from bench_core.runner import run_trial
+from bench_core.suite import Trial
+from bench_linear.bandits import ChebyshevLinUCB, Exp3
+from bench_linear.learning_to_relax import DEFAULT_OMEGAS, cost_table, sor_iterations
+from bench_pde.heat import heat_sequence
+
+
+@pytest.fixture(scope="module")
+def table():
+    """SOR iterations of every grid ω on 16 heat-equation instances, and their contexts."""
+    systems = list(heat_sequence(0, "cpu", torch.float64, n=8, steps=16, dt_range=(1e-4, 1e-1)).systems())
+    costs = cost_table(systems, DEFAULT_OMEGAS, 1e-8, 500)
+    return costs, np.array([s.info["context"] for s in systems])
+
+
+def simulate(policy, costs, contexts, length, seed):
+    """Play `length` instances drawn from the table; per-instance regret vs best fixed and vs optimal."""
+    idx = np.random.default_rng(seed).integers(0, len(costs), length)
+    total = 0.0
+    for i in idx:
+        arm = policy.choose(contexts[i])
+        policy.update(arm, costs[i, arm], contexts[i])
+        total += costs[i, arm]
+    seen = costs[idx]
+    return (total - seen.sum(0).min()) / length, (total - seen.min(1).sum()) / length
+
+
+def test_cost_table_has_an_instance_dependent_best_omega(table):
+    costs, contexts = table
+    best = costs.argmin(axis=1)
+    assert len(set(best.tolist())) >= 3  # no single ω is best everywhere
+    assert contexts.max() / contexts.min() > 100
+
+
+def test_exp3_regret_per_instance_shrinks_with_sequence_length(table):
+    costs, contexts = table
+    k = costs.shape[1]
+    regret = {t: np.mean([simulate(Exp3(k, seed=s), costs, contexts, t, s)[0] for s in range(4)])
+              for t in (10, 100, 1000)}
+    assert regret[1000] < regret[100] < regret[10]
+    assert regret[1000] < 0.5 * regret[10]
+
+
+def test_contextual_regret_to_instance_optimal_shrinks(table):
+    costs, contexts = table
+    k = costs.shape[1]
+    regret = {t: np.mean([simulate(ChebyshevLinUCB(k, seed=s), costs, contexts, t, s)[1] for s in range(4)])
+              for t in (10, 100, 1000)}
+    assert regret[1000] < regret[100] < regret[10]
+    exp3 = np.mean([simulate(Exp3(k, seed=s), costs, contexts, 1000, s)[1] for s in range(4)])
+    assert regret[1000] < exp3  # context beats the best fixed ω on instance-dependent costs
+
+
+def test_sor_iterations_decrease_towards_the_optimal_omega_on_poisson():
+    from bench_pde.poisson import poisson2d
+
+    system = next(iter(poisson2d(0, "cpu", torch.float64, n=12).systems()))
+    its = [sor_iterations(system, w, 1e-8, 2000) for w in (1.0, 1.3, 1.6)]
+    assert its[0] > its[1] > its[2]
+
+
+@pytest.mark.parametrize("solver", ["linear.sor_bandit", "linear.sor_contextual"])
+def test_bandit_sor_trial_reports_totals_and_regret(solver):
+    registry = get_registry()
+    spec = registry.problem("pde.heat_sequence")
+    t = Trial(suite="t", problem="pde.heat_sequence", params={**spec.params, "n": 6, "steps": 8},
+              kind="linear_system", optimizer=solver, hparams={}, seed=0, device="cpu",
+              dtype="float64", budget={"max_steps": 500}, targets={"rel_residual": 1e-8}, eval={})
+    row, curve = run_trial(t, registry)
+    assert row["status"] == "target_reached"
+    m = row["metrics"]
+    per_system = [v for _, _, name, v in curve if name == "system_iterations"]
+    assert len(per_system) == 8
+    assert m["relax_total_iterations"] == sum(per_system) == row["steps"]
+    assert m["relax_instance_optimal_iterations"] <= m["relax_best_fixed_iterations"]
+    assert m["relax_best_fixed_iterations"] <= m["relax_total_iterations"] + 8 * len(DEFAULT_OMEGAS)
+    assert m["relax_regret_fixed"] == m["relax_total_iterations"] - m["relax_best_fixed_iterations"]
+    assert m["relax_regret_instance"] >= 0
+    assert m["relax_best_fixed_omega"] in DEFAULT_OMEGAS
