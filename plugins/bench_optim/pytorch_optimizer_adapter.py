@@ -14,6 +14,8 @@ import bench_core
 
 #: Optimizers whose step needs more than a plain gradient.
 REQUIRES = {"adahessian": {"grad", "create_graph"}, "sophiah": {"grad", "create_graph"}}
+#: Required constructor arguments the library gives no default for (our defaults).
+EXTRA_DEFAULTS = {"ranger21": {"num_iterations": 1000}, "bsam": {"num_data": 1000}}
 
 
 def _default_lr(cls) -> float | None:
@@ -40,7 +42,8 @@ def pytorch_optimizer_specs() -> list[bench_core.OptimizerSpec]:
         space = {"lr": bench_core.LogUniform(lr / 30, lr * 30)} if lr else {}
         doc = (inspect.getdoc(cls) or "").split("\n")[0]
         specs.append(bench_core.OptimizerSpec(
-            name=f"po.{name}", factory=cls, defaults={"lr": lr} if lr else {}, search_space=space,
+            name=f"po.{name}", factory=cls, defaults={**({"lr": lr} if lr else {}), **EXTRA_DEFAULTS.get(name, {})},
+            search_space=space,
             requires=REQUIRES.get(name, {"grad"}),
             description=f"pytorch-optimizer {cls.__name__}: {doc}"))
     return specs
