@@ -81,12 +81,14 @@ METHODS = {
     "psgd": _psgd_kron,
     "adamw": _adamw,
     "shampoo": _shampoo,
+    "shampoo_qr": lambda params, args: _shampoo(params, args, root_method="qr"),
     "shampoo4bit": lambda params, args: _shampoo(params, args, quantize_4bit=True),
     "soap": _soap,
 }
 #: pytorch-optimizer's implementation of the same method, at the same settings.
 REFERENCES = {
     "shampoo": [("po.ScalableShampoo", _po_scalable_shampoo)],
+    "shampoo_qr": [("po.ScalableShampoo", _po_scalable_shampoo)],
     "shampoo4bit": [("po.ScalableShampoo", _po_scalable_shampoo)],
     "soap": [("po.SOAP", _po_soap)],
     "psgd": [("po.Kron", _po_kron)],

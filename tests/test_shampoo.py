@@ -221,3 +221,20 @@ def test_nan_in_a_factor_is_counted_and_isolated():
 @pytest.mark.parametrize("name", ["shampoo", "shampoo4bit"])
 def test_conformance(name):
     check_optimizer(bench_core.optimizer_spec(name), {"precondition_frequency": 2})
+
+
+def test_qr_root_method_converges_to_the_eigh_roots():
+    """Warm-started power iteration + QR refreshes approach the exact (eigh) inverse roots."""
+    gen = torch.Generator().manual_seed(4)
+    g = torch.randn(6, 5, generator=gen, dtype=torch.float64)
+    roots = {}
+    for method in ("eigh", "qr"):
+        w = torch.zeros(6, 5, dtype=torch.float64, requires_grad=True)
+        opt = Shampoo([w], lr=1e-3, precondition_frequency=1, epsilon=1e-3, root_method=method)
+        for _ in range(60):
+            w.grad = g.clone()
+            opt.step()
+        roots[method] = opt.state[w]["shampoo"]["roots"]["L6x5"]
+    # first refresh by eigh, the other 59 by QR; one call per factor size (6 and 5) each time
+    assert opt.bench_counters["eigh_calls"] == 2 and opt.bench_counters["qr_calls"] == 2 * 59
+    torch.testing.assert_close(roots["qr"], roots["eigh"], rtol=1e-4, atol=1e-6)

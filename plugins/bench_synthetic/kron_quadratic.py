@@ -65,8 +65,8 @@ class KronQuadratic(bench_core.TrainingProblem):
 
     def evaluate(self):
         """Noise-free loss and relative distance to W*."""
-        return {"loss": float(self._loss(self.W).detach()),
-                "dist_to_opt": float(torch.linalg.vector_norm(self.W - self.w_star)
+        return {"loss": float(self._loss(self.W.detach())),
+                "dist_to_opt": float(torch.linalg.vector_norm(self.W.detach() - self.w_star)
                                      / torch.linalg.vector_norm(self.w_star))}
 
 
