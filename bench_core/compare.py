@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -190,23 +191,32 @@ def _provenance(df: pd.DataFrame) -> list[dict]:
     return out
 
 
-def _values(g: pd.DataFrame, quantity: str, only_reached: bool) -> dict:
+def _groups(df: pd.DataFrame) -> dict:
+    """{key: {column: list of values}} for the columns compare needs (lists: fast per group)."""
+    cols = {c: df[c].tolist() for c in ("problem_label", "label", "seed", "status", "time_to_target_s",
+                                         "steps_to_target", "metrics", "targets")}
+    return {key: {c: [v[i] for i in idx] for c, v in cols.items()}
+            for key, idx in df.groupby("_key", sort=False).indices.items()}
+
+
+def _values(g: dict, quantity: str, only_reached: bool) -> dict:
     """seed -> value (median when a seed appears more than once, as in merged runs)."""
     vals: dict = {}
-    for _, r in g.iterrows():
-        if only_reached and r["status"] != REACHED:
+    for i, seed in enumerate(g["seed"]):
+        if only_reached and g["status"][i] != REACHED:
             continue
         if quantity in LOWER_IS_BETTER:
-            v = r[quantity]
+            v = g[quantity][i]
         else:
-            v = (r["metrics"] or {}).get(quantity) if isinstance(r["metrics"], dict) else None
+            m = g["metrics"][i]
+            v = m.get(quantity) if isinstance(m, dict) else None
         try:
             v = float(v)
         except (TypeError, ValueError):
             continue
         if math.isfinite(v):
-            vals.setdefault(int(r["seed"]), []).append(v)
-    return {s: float(np.median(v)) for s, v in vals.items()}
+            vals.setdefault(int(seed), []).append(v)
+    return {s: v[0] if len(v) == 1 else float(statistics.median(v)) for s, v in vals.items()}
 
 
 def _verdict(ratio, p, alpha, threshold, lower_better) -> tuple[bool, str]:
@@ -249,7 +259,10 @@ def _compare_quantity(gb, gh, quantity, alpha, threshold, info) -> Change | None
 
 def _compare_success(gb, gh, alpha, info) -> Change:
     def per_seed(g):
-        return {int(s): bool((sg["status"] == REACHED).mean() >= 0.5) for s, sg in g.groupby("seed")}
+        runs: dict = {}
+        for seed, status in zip(g["seed"], g["status"]):
+            runs.setdefault(int(seed), []).append(status == REACHED)
+        return {seed: sum(hits) / len(hits) >= 0.5 for seed, hits in runs.items()}
     sb, sh = per_seed(gb), per_seed(gh)
     kb, kh = sum(sb.values()), sum(sh.values())
     rb, rh = kb / len(sb), kh / len(sh)
@@ -276,20 +289,20 @@ def compare(base: pd.DataFrame, head: pd.DataFrame, threshold: float = 0.1, alph
     """Compare two trials DataFrames (from ``read_trials``) key by key; see the module docstring."""
     kb, kh = _key_frame(base, ignore), _key_frame(head, ignore)
     keys_b, keys_h = set(kb["_key"]), set(kh["_key"])
-    gbs, ghs = dict(tuple(kb.groupby("_key"))), dict(tuple(kh.groupby("_key")))
-    shared = sorted(keys_b & keys_h, key=lambda k: (gbs[k]["problem_label"].iloc[0], gbs[k]["label"].iloc[0], k))
+    gbs, ghs = _groups(kb), _groups(kh)
+    shared = sorted(keys_b & keys_h, key=lambda k: (gbs[k]["problem_label"][0], gbs[k]["label"][0], k))
     changes = []
     for key in shared:
         gb, gh = gbs[key], ghs[key]
-        info = {"problem": gb["problem_label"].iloc[0], "optimizer": gb["label"].iloc[0],
+        info = {"problem": gb["problem_label"][0], "optimizer": gb["label"][0],
                 "key": json.loads(key)}
         changes.append(_compare_success(gb, gh, alpha, info))
         metric_names = set()
-        for m in list(gb["metrics"]) + list(gh["metrics"]):
+        for m in gb["metrics"] + gh["metrics"]:
             if isinstance(m, dict):
                 metric_names |= set(m)
         first = next((m for m in gb["metrics"] if isinstance(m, dict)), {})
-        primary = primary_metric(gb["targets"].iloc[0], first)
+        primary = primary_metric(gb["targets"][0], first)
         ordered = list(LOWER_IS_BETTER) + ([primary] if primary else []) + sorted(metric_names - {primary})
         for quantity in ordered:
             change = _compare_quantity(gb, gh, quantity, alpha, threshold, info)
