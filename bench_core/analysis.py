@@ -180,6 +180,12 @@ def _groups(trials: pd.DataFrame, keys: list[str]):
         yield key, {c: [v[i] for i in idx] for c, v in cols.items()}
 
 
+def first_metrics(metrics_list) -> dict:
+    """The first non-empty metrics map of a group (a trial that failed early may have none)."""
+    return next((m for m in metrics_list if isinstance(m, dict) and m), {})
+
+
+
 def _where(values: list, mask: list) -> list:
     return [v for v, m in zip(values, mask) if m]
 
@@ -202,7 +208,7 @@ def leaderboard(trials: pd.DataFrame) -> list[dict]:
     rows = []
     for (problem, label), g in _groups(trials, ["problem_label", "label"]):
         n = len(g["status"])
-        metric = primary_metric(g["targets"][0], g["metrics"][0] or {})
+        metric = primary_metric(g["targets"][0], first_metrics(g["metrics"]))
         finals = [_final(m, metric) for m in g["metrics"]]
         statuses: dict = {}
         for st in g["status"]:
@@ -264,7 +270,8 @@ def settings_summary(trials: pd.DataFrame) -> list[dict]:
         by_opt.setdefault((problem, opt), []).append((label, g))
     for (problem, opt), settings in by_opt.items():
         first = settings[0][1]
-        metric = selection_metric(first["targets"][0], first["metrics"][0] or {})
+        metric = selection_metric(first["targets"][0],
+                                  first_metrics([m for _, g in settings for m in g["metrics"]]))
         hib = higher_is_better(metric) if metric else False
         group = []
         for label, g in settings:

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from .analysis import REACHED, higher_is_better, primary_metric, problem_labels
+from .analysis import REACHED, first_metrics, higher_is_better, primary_metric, problem_labels
 
 KEY_FIELDS = ("problem", "problem_params", "optimizer", "hparams", "dtype", "device", "targets")
 LOWER_IS_BETTER = ("time_to_target_s", "steps_to_target")
@@ -301,7 +301,7 @@ def compare(base: pd.DataFrame, head: pd.DataFrame, threshold: float = 0.1, alph
         for m in gb["metrics"] + gh["metrics"]:
             if isinstance(m, dict):
                 metric_names |= set(m)
-        first = next((m for m in gb["metrics"] if isinstance(m, dict)), {})
+        first = first_metrics(gb["metrics"] + gh["metrics"])
         primary = primary_metric(gb["targets"][0], first)
         ordered = list(LOWER_IS_BETTER) + ([primary] if primary else []) + sorted(metric_names - {primary})
         for quantity in ordered:

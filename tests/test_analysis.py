@@ -110,6 +110,15 @@ def test_leaderboard_statistics_over_seeds():
     assert fast["provenance"] == {"commits": ["aaaaaaaaaa"], "hosts": ["h1"]}
 
 
+def test_primary_metric_comes_from_a_trial_that_recorded_metrics():
+    rows = [row(seed=0, ttt=None, status="error", error="early", metrics={}),
+            row(seed=1, ttt=1.0, metrics={"loss": 1e-4}), row(seed=2, ttt=2.0, metrics={"loss": 2e-4})]
+    (r,) = analysis.leaderboard(frame(rows))
+    assert r["metric"] == "loss" and r["final_metric"] == pytest.approx(1.5e-4)
+    (s,) = analysis.settings_summary(frame(rows))
+    assert s["selection_metric"] == "loss"
+
+
 def test_leaderboard_orders_by_the_metric_direction_when_nobody_reaches_the_target():
     targets = {"val_accuracy": 0.99}
     rows = [row(optimizer="opt.worse", seed=0, ttt=None, targets=targets, metrics={"val_accuracy": 0.8}),
