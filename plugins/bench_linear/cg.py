@@ -36,7 +36,11 @@ class ConjugateGradient(Solver):
         self.precond = make_preconditioner(self.precond_name, system, self.omega, self.degree)
 
     def solve(self, b: torch.Tensor, x0: torch.Tensor, maxiter: int, callback) -> torch.Tensor:
-        """Iterate from x0 for at most maxiter iterations, calling callback(x) after each."""
+        """Iterate from x0 for at most maxiter iterations, calling callback(x) after each.
+
+        The scalars (α, β, pᵀAp) are read back as Python floats once per iteration: the
+        breakdown check needs pᵀAp anyway, and in-place axpys with float weights avoid temporaries.
+        """
         plain = self.precond_name == "none"
         apply = self.precond.apply
         stop = self.threshold(b) ** 2
@@ -44,33 +48,26 @@ class ConjugateGradient(Solver):
         r = b - self.matvec(x)
         z = r if plain else apply(r)
         p = z.clone()
-        rz = torch.dot(r, z)
-        rr = rz if plain else torch.dot(r, r)
+        rz = float(torch.dot(r, z))
+        rr = rz if plain else float(torch.dot(r, r))
         for _ in range(maxiter):
             ap = self.matvec(p)
-            pap = torch.dot(p, ap)
-            if not float(pap) > 0:
-                if float(rr) == 0.0:
+            pap = float(torch.dot(p, ap))
+            if not pap > 0:
+                if rr == 0.0:
                     callback(x)
                     return x
-                raise SolverError(f"{self.name} breakdown: pᵀAp = {float(pap):.3g} ≤ 0 "
+                raise SolverError(f"{self.name} breakdown: pᵀAp = {pap:.3g} ≤ 0 "
                                   "(the matrix is not positive definite)")
             alpha = rz / pap
-            x.add_(p * alpha)
-            r.sub_(ap * alpha)
-            if plain:
-                rz_new = torch.dot(r, r)
-                rr = rz_new
-            else:
-                z = apply(r)
-                rz_new = torch.dot(r, z)
-                rr = torch.dot(r, r)
+            x.add_(p, alpha=alpha)
+            r.add_(ap, alpha=-alpha)
+            z = r if plain else apply(r)
+            rz_new = float(torch.dot(r, z))
+            rr = rz_new if plain else float(torch.dot(r, r))
             callback(x)
-            if stop and float(rr) <= stop:
+            if stop and rr <= stop:
                 return x
-            if plain:
-                p.mul_(rz_new / rz).add_(r)
-            else:
-                p.mul_(rz_new / rz).add_(z)
+            p.mul_(rz_new / rz).add_(z)
             rz = rz_new
         return x
