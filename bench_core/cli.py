@@ -232,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
     p.add_argument("--ignore", action="append", default=[], choices=["device", "dtype", "targets", "hparams"],
                    help="leave this field out of the key that matches trials (repeatable)")
+    p.add_argument("--quantity", action="append", default=[],
+                   help="compare only this quantity: success_rate, time_to_target_s, steps_to_target or a "
+                        "metric name (repeatable; default: all)")
     p.add_argument("--all", action="store_true", help="show every quantity, not only time to target")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
     p.set_defaults(func=_cmd_compare)

@@ -285,8 +285,11 @@ def _compare_success(gb, gh, alpha, info) -> Change:
 
 
 def compare(base: pd.DataFrame, head: pd.DataFrame, threshold: float = 0.1, alpha: float = 0.05,
-            ignore=()) -> Comparison:
-    """Compare two trials DataFrames (from ``read_trials``) key by key; see the module docstring."""
+            ignore=(), quantities=None) -> Comparison:
+    """Compare two trials DataFrames (from ``read_trials``) key by key; see the module docstring.
+    ``quantities``: compare only these (e.g. ``["steps_to_target", "success_rate"]`` where
+    timings are too noisy to gate on); None compares everything."""
+    wanted = set(quantities) if quantities else None
     kb, kh = _key_frame(base, ignore), _key_frame(head, ignore)
     keys_b, keys_h = set(kb["_key"]), set(kh["_key"])
     gbs, ghs = _groups(kb), _groups(kh)
@@ -296,7 +299,8 @@ def compare(base: pd.DataFrame, head: pd.DataFrame, threshold: float = 0.1, alph
         gb, gh = gbs[key], ghs[key]
         info = {"problem": gb["problem_label"][0], "optimizer": gb["label"][0],
                 "key": json.loads(key)}
-        changes.append(_compare_success(gb, gh, alpha, info))
+        if wanted is None or "success_rate" in wanted:
+            changes.append(_compare_success(gb, gh, alpha, info))
         metric_names = set()
         for m in gb["metrics"] + gh["metrics"]:
             if isinstance(m, dict):
@@ -305,6 +309,8 @@ def compare(base: pd.DataFrame, head: pd.DataFrame, threshold: float = 0.1, alph
         primary = primary_metric(gb["targets"][0], first)
         ordered = list(LOWER_IS_BETTER) + ([primary] if primary else []) + sorted(metric_names - {primary})
         for quantity in ordered:
+            if wanted is not None and quantity not in wanted:
+                continue
             change = _compare_quantity(gb, gh, quantity, alpha, threshold, info)
             if change is not None:
                 changes.append(change)
@@ -329,7 +335,8 @@ def run_compare_command(args, console) -> int:
     for name, df in ((args.base, base), (args.head, head)):
         if not len(df):
             raise BenchInputError(f"{name}: no trials in this results directory")
-    result = compare(base, head, threshold=args.threshold, alpha=args.alpha, ignore=args.ignore)
+    result = compare(base, head, threshold=args.threshold, alpha=args.alpha, ignore=args.ignore,
+                     quantities=args.quantity or None)
     if not result.keys_shared:
         raise BenchInputError(f"{args.base} and {args.head}: no trial key in common (same problems, params, "
                               "optimizers, hparams, dtype, device and targets); see --ignore")

@@ -179,6 +179,8 @@ def test_cli_exit_codes_and_json(tmp_path, capsys):
     reg = next(c for c in data["changes"] if c["verdict"] == "regression")
     assert reg["quantity"] == "time_to_target_s" and reg["ratio"] == pytest.approx(3.0)
     assert main(["compare", slow, base]) == 0  # the other way round: an improvement
+    # gating on machine-independent quantities only: the slower time is not compared
+    assert main(["compare", base, slow, "--quantity", "steps_to_target", "--quantity", "success_rate"]) == 0
     capsys.readouterr()
 
 
