@@ -207,8 +207,10 @@ def _problem_section(problem: str, trials: pd.DataFrame, curves: dict, rows: lis
     metric = prows[0]["metric"] if prows else None
     targets = json.loads(sub["targets"].iloc[0] or "{}")
     psettings = [s for s in settings if s["problem"] == problem]
-    swept = {s["optimizer"] for s in psettings} and any(
-        sum(1 for t in psettings if t["optimizer"] == o) > 1 for o in {s["optimizer"] for s in psettings})
+    per_optimizer: dict = {}
+    for s in psettings:
+        per_optimizer[s["optimizer"]] = per_optimizer.get(s["optimizer"], 0) + 1
+    swept = any(n > 1 for n in per_optimizer.values())
     labels = ([s["label"] for s in psettings if s["best"]] if swept else [r["optimizer"] for r in prows])
     out = [f'<h2 id="{anchor}">{_e(problem)}</h2>',
            f'<p class="muted">kind {_e(sub["kind"].iloc[0])}; params {_e(sub["problem_params"].iloc[0])}; '
