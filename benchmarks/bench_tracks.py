@@ -62,7 +62,7 @@ def _median_or_nan(values: list[float]) -> float:
     return mid if math.isfinite(mid) else math.nan
 
 
-def track_values(trials, problem: str, optimizer: str) -> dict | None:
+def values_from_store(trials, problem: str, optimizer: str) -> dict | None:
     """{"time_to_target_s", "steps_to_target", "final", "metric"} for one (problem, optimizer)
     from bench_core trial rows (a DataFrame from bench_core.store.read_trials); None when the
     suite has no trial for that pair (e.g. a linear solver on a training problem)."""
@@ -94,7 +94,7 @@ class SuiteTracks:
     def setup(self, out, problem, optimizer):
         from bench_core.store import read_trials
 
-        self.values = track_values(read_trials(out), problem, optimizer)
+        self.values = values_from_store(read_trials(out), problem, optimizer)
         if self.values is None:
             raise NotImplementedError(f"{optimizer} does not run on {problem} in suites/asv.toml")
 

@@ -12,6 +12,10 @@ repetitions, and the overhead as the median of the harness/bare ratios of adjace
   end with curve recording and observer hooks, metric plugins, provenance) against the bare loop
   doing the same build, steps and evaluations, divided by the number of steps; in wall time and
   in CPU time (process_time: less disturbed by other processes on a shared machine).
+- floor: the same comparison on a problem whose step costs microseconds (a 2-dimensional
+  quadratic with SGD), where the difference is the harness's own per-step work in absolute
+  terms; divided by the main problem's bare step time it gives the overhead share without the
+  noise of timing two long runs against each other on a loaded machine.
 
 Problem: ``vision.mnist_mlp`` when its plugin is installed, else ``synthetic.logreg``.
 
@@ -41,14 +45,16 @@ def default_problem() -> str:
     return PREFERRED_PROBLEM if PREFERRED_PROBLEM in bench_core.get_registry().problems else FALLBACK_PROBLEM
 
 
-def make_trial(problem: str, optimizer: str, steps: int, seed: int = 0, hparams: dict | None = None):
+def make_trial(problem: str, optimizer: str, steps: int, seed: int = 0, hparams: dict | None = None,
+               params: dict | None = None):
     """A bench_core Trial of `steps` training steps that evaluates at step 0 and at the end only."""
     import bench_core
     from bench_core.suite import Trial
 
     spec = bench_core.problem_spec(problem)
     opt_spec = bench_core.optimizer_spec(optimizer)
-    return Trial(suite="harness_overhead", problem=problem, params=dict(spec.params), kind=spec.kind,
+    return Trial(suite="harness_overhead", problem=problem, params={**spec.params, **(params or {})},
+                 kind=spec.kind,
                  optimizer=optimizer, hparams=dict(hparams if hparams is not None else opt_spec.defaults),
                  seed=seed, device="cpu", dtype="float32",
                  budget={"max_steps": steps, "warmup_steps": 1}, targets={}, eval={"every": steps})
@@ -104,11 +110,11 @@ def bare_run(trial) -> dict:
 
 
 def measure(problem: str | None = None, optimizer: str = "torch.adamw", steps: int = 300,
-            repeats: int = 7, seed: int = 0) -> dict:
+            repeats: int = 7, seed: int = 0, params: dict | None = None) -> dict:
     """Interleave `repeats` bare and harness runs; medians of the per-step seconds and overheads."""
     problem = problem or default_problem()
-    trial = make_trial(problem, optimizer, steps, seed)
-    harness_run(make_trial(problem, optimizer, 5, seed))  # warm caches (data, imports) for both
+    trial = make_trial(problem, optimizer, steps, seed, params=params)
+    harness_run(make_trial(problem, optimizer, 5, seed, params=params))  # warm caches (data, imports)
     bare, harness = [], []
     for i in range(repeats):
         order = (bare_run, harness_run) if i % 2 == 0 else (harness_run, bare_run)
@@ -116,6 +122,7 @@ def measure(problem: str | None = None, optimizer: str = "torch.adamw", steps: i
             (bare if fn is bare_run else harness).append(fn(trial))
     if any(b["loss"] != h["loss"] for b, h in zip(bare, harness)):
         raise RuntimeError("bare and harness loops diverged: not the same computation")
+
     def med(runs, key, n):
         return statistics.median(r[key] for r in runs) / n
 
@@ -130,7 +137,14 @@ def measure(problem: str | None = None, optimizer: str = "torch.adamw", steps: i
             "harness_wall_per_step_s": med(harness, "wall_s", steps), "overhead_wall": paired("wall_s"),
             "bare_cpu_per_step_s": med(bare, "cpu_s", steps),
             "harness_cpu_per_step_s": med(harness, "cpu_s", steps), "overhead_cpu": paired("cpu_s"),
+            "extra_step_s": med(harness, "loop_s", timed) - med(bare, "loop_s", timed),
+            "extra_cpu_step_s": med(harness, "cpu_s", steps) - med(bare, "cpu_s", steps),
             "final_loss": bare[0]["loss"]}
+
+
+#: A problem whose step costs next to nothing, so that the harness's own per-step work shows:
+FLOOR = {"problem": "synthetic.quadratic", "params": {"dim": 2, "condition": 1.0},
+         "optimizer": "torch.sgd", "steps": 4000}
 
 
 def main(argv=None) -> None:
@@ -142,6 +156,8 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch.set_num_threads (default 1: steadier on a shared machine; 0 keeps torch's)")
+    parser.add_argument("--no-floor", action="store_true",
+                        help="skip the per-step harness work measured on a near-free problem")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -154,6 +170,19 @@ def main(argv=None) -> None:
         print(f"{label:>16} per step: bare {r['bare_' + key] * 1e3:.4f} ms, harness "
               f"{r['harness_' + key] * 1e3:.4f} ms -> overhead {r[over]:+.2%} (median of paired ratios)")
     print(f"final loss (identical in both loops): {r['final_loss']:.6g}")
+    if args.no_floor:
+        return
+    f = measure(FLOOR["problem"], FLOOR["optimizer"], FLOOR["steps"], max(args.repeats, 9),
+                params=FLOOR["params"])
+    extra, extra_cpu = f["extra_step_s"], f["extra_cpu_step_s"]
+    print(f"floor: {FLOOR['problem']} {FLOOR['params']} with {FLOOR['optimizer']}, {FLOOR['steps']} steps: "
+          f"in-loop wall bare {f['bare_step_s'] * 1e6:.2f} us, harness {f['harness_step_s'] * 1e6:.2f} us; "
+          f"CPU bare {f['bare_cpu_per_step_s'] * 1e6:.2f} us, harness {f['harness_cpu_per_step_s'] * 1e6:.2f} us "
+          f"-> harness work per step {extra * 1e6:+.2f} us wall, {extra_cpu * 1e6:+.2f} us CPU")
+    print(f"harness work per step / {r['problem']} bare step: "
+          f"CPU {extra_cpu * 1e6:.2f} us / {r['bare_cpu_per_step_s'] * 1e3:.4f} ms = "
+          f"{extra_cpu / r['bare_cpu_per_step_s']:+.3%}; wall {extra * 1e6:.2f} us / "
+          f"{r['bare_step_s'] * 1e3:.4f} ms = {extra / r['bare_step_s']:+.3%}")
 
 
 if __name__ == "__main__":

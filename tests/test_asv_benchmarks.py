@@ -2,7 +2,6 @@
 suites/asv.toml, and the track values are what bench_core's store holds. asv itself is not run."""
 from __future__ import annotations
 
-import importlib
 import inspect
 import json
 import math
@@ -39,12 +38,20 @@ def test_asv_conf_points_at_benchmarks():
     assert any("{wheel_file}[all]" in c for c in conf["install_command"])
 
 
-def test_every_benchmarks_module_imports_without_running():
-    """asv imports every module of benchmark_dir: each must be import-safe."""
+def test_asv_discovers_exactly_our_benchmarks():
+    """asv imports every module of benchmark_dir: each must be import-safe, and the plain scripts
+    must not define anything asv would take for a benchmark."""
+    from asv_runner.discovery import disc_benchmarks
+
     names = [m.name for m in pkgutil.iter_modules(benchmarks.__path__)]
     assert {"bench_tracks", "bench_hotpaths", "harness_overhead"} <= set(names)
-    for name in names:
-        importlib.import_module(f"benchmarks.{name}")
+    found = sorted(b.name for b in disc_benchmarks(str(ROOT / "benchmarks")))
+    assert found == [
+        "bench_hotpaths.HarnessOverhead.time_loop", "bench_hotpaths.HarnessOverheadShare.track_overhead",
+        "bench_hotpaths.OptimizerStep.peakmem_step", "bench_hotpaths.OptimizerStep.time_step",
+        "bench_hotpaths.SolverIteration.peakmem_iteration", "bench_hotpaths.SolverIteration.time_iteration",
+        "bench_tracks.SuiteTracks.track_final_metric", "bench_tracks.SuiteTracks.track_steps_to_target",
+        "bench_tracks.SuiteTracks.track_time_to_target"]
 
 
 def test_track_grid_matches_suite():
