@@ -36,10 +36,10 @@ def _shampoo(params, args, **extra):
                    start_preconditioning_step=args.frequency, **extra)
 
 
-def _soap(params, args):
+def _soap(params, args, **extra):
     from bench_optim.soap import SOAP
 
-    return SOAP(params, lr=3e-3, precondition_frequency=args.frequency)
+    return SOAP(params, lr=3e-3, precondition_frequency=args.frequency, **extra)
 
 
 def _po_scalable_shampoo(params, args):
@@ -84,6 +84,8 @@ METHODS = {
     "shampoo_qr": lambda params, args: _shampoo(params, args, root_method="qr"),
     "shampoo4bit": lambda params, args: _shampoo(params, args, quantize_4bit=True),
     "soap": _soap,
+    # not the reference's settings: dimensions above --block-size are split into blocks
+    "soap_blocked": lambda params, args: _soap(params, args, block_size=args.block_size),
 }
 #: pytorch-optimizer's implementation of the same method, at the same settings.
 REFERENCES = {

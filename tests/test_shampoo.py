@@ -238,3 +238,17 @@ def test_qr_root_method_converges_to_the_eigh_roots():
     # first refresh by eigh, the other 59 by QR; one call per factor size (6 and 5) each time
     assert opt.bench_counters["eigh_calls"] == 2 and opt.bench_counters["qr_calls"] == 2 * 59
     torch.testing.assert_close(roots["qr"], roots["eigh"], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("quantize", [False, True])
+def test_bfloat16_parameters_keep_float32_factors(quantize):
+    params = [torch.zeros(8, 6, dtype=torch.bfloat16, requires_grad=True),
+              torch.zeros(5, dtype=torch.bfloat16, requires_grad=True)]
+    opt = Shampoo(params, lr=1e-2, precondition_frequency=2, quantize_4bit=quantize)
+    for _ in range(4):
+        for p in params:
+            p.grad = torch.randn(p.shape).bfloat16()
+        opt.step()
+    assert all(p.dtype == torch.bfloat16 and torch.isfinite(p).all() and p.abs().sum() > 0 for p in params)
+    assert opt.bench_counters["eigh_fp64_retries"] == 0
+    assert opt.state[params[0]]["shampoo"]["evals" if quantize else "factors"]["L8x6"].dtype == torch.float32

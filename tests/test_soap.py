@@ -103,3 +103,15 @@ def test_eigh_failure_falls_back_and_is_counted(monkeypatch):
 
 def test_conformance():
     check_optimizer(bench_core.optimizer_spec("soap"), {"precondition_frequency": 2})
+
+
+def test_bfloat16_parameters():
+    params = [torch.zeros(8, 6, dtype=torch.bfloat16, requires_grad=True),
+              torch.zeros(5, dtype=torch.bfloat16, requires_grad=True)]
+    opt = SOAP(params, lr=1e-2, precondition_frequency=2, precondition_1d=True)
+    for _ in range(5):
+        for p in params:
+            p.grad = torch.randn(p.shape).bfloat16()
+        opt.step()
+    assert all(p.dtype == torch.bfloat16 and torch.isfinite(p).all() and p.abs().sum() > 0 for p in params)
+    assert opt.state[params[0]]["soap"]["Q"]["L8x6"].dtype == torch.float32

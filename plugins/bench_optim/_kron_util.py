@@ -9,6 +9,7 @@ Small, documented API (other optimizer modules of this plugin may import it):
   ≥ 3 is viewed as a matrix (first dimension × the product of the others).
   ``plan.gather(tensors, group)`` stacks the blocks of a list of per-parameter tensors into one
   (B, r, c) (or (B, r)) tensor; ``plan.scatter(stacked_by_group)`` returns per-parameter tensors.
+- ``work(t)``: the dtype the preconditioner math runs in (half precision -> float32).
 - ``robust_eigh(mats, counters)``: batched ``torch.linalg.eigh`` with a float64 retry for the
   matrices that fail, and a mask of those that failed even then (counted, never silent).
 - ``eigh_by_size(mats_list, counters)``: one eigh call per distinct matrix size over a list of
@@ -114,6 +115,13 @@ class BlockPlan:
             else:
                 m[rs, cs] = stacked[key][k]
         return out
+
+
+def work(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in a dtype the preconditioner math runs in: float16/bfloat16 become float32
+    (eigh and QR have no half-precision kernels; factors in half precision lose their small
+    eigenvalues)."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
 # --------------------------------------------------------------------------- eigendecomposition

@@ -104,7 +104,7 @@ class Shampoo(torch.optim.Optimizer):
     @staticmethod
     def _init_group_state(like: torch.Tensor, plan: ku.BlockPlan, group: dict) -> dict:
         st: dict = {"factors": {}, "roots": {}, "evals": {}, "codes": {}, "scales": {}}
-        opts = dict(dtype=like.dtype if like.is_floating_point() else torch.float32, device=like.device)
+        opts = dict(dtype=ku.work(like).dtype if like.is_floating_point() else torch.float32, device=like.device)
         for key, g in plan.groups.items():
             for side, n in zip("LR", key):
                 name = side + _key(key)
@@ -228,7 +228,7 @@ class Shampoo(torch.optim.Optimizer):
     def _update_factors(plan, gst, grads, beta2) -> None:
         alpha = 1 - beta2 if beta2 < 1 else 1.0
         for key, g in plan.groups.items():
-            G = plan.gather(grads, g)
+            G = ku.work(plan.gather(grads, g))
             if g.order == 1:
                 G = G.unsqueeze(-1)
             L = gst["factors"]["L" + _key(key)]
@@ -276,7 +276,7 @@ class Shampoo(torch.optim.Optimizer):
         alpha = 1 - beta2 if beta2 < 1 else 1.0
         names, mats = [], []
         for key, g in plan.groups.items():
-            G = plan.gather(grads, g)
+            G = ku.work(plan.gather(grads, g))
             if g.order == 1:
                 G = G.unsqueeze(-1)
             for side in ("LR" if g.order == 2 else "L"):
@@ -314,14 +314,14 @@ class Shampoo(torch.optim.Optimizer):
     def _precondition(self, plan, gst, full_m, full_graft, group) -> dict:
         out = {}
         for key, g in plan.groups.items():
-            M = plan.gather(full_m, g)
+            M = ku.work(plan.gather(full_m, g))
             roots = self._roots(gst, group, key, g)
             if g.order == 1:
                 D = torch.bmm(roots[0], M.unsqueeze(-1)).squeeze(-1)
             else:
                 D = torch.bmm(torch.bmm(roots[0], M), roots[1])
             if group["grafting"] != "none":
-                P = plan.gather(full_graft, g)
+                P = ku.work(plan.gather(full_graft, g))
                 dims = tuple(range(1, D.dim()))
                 ratio = torch.linalg.vector_norm(P, dim=dims) / (torch.linalg.vector_norm(D, dim=dims) + 1e-16)
                 D = D * ratio.view(-1, *([1] * (D.dim() - 1)))

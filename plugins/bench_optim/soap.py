@@ -119,7 +119,7 @@ class SOAP(torch.optim.Optimizer):
         updates: dict = {}
         for key, g in plan.groups.items():
             k = _key(key)
-            G = plan.gather(grads, g)
+            G = ku.work(plan.gather(grads, g))
             QL = st["Q"]["L" + k]
             if g.order == 1:
                 Gp = torch.bmm(QL.mT, G.unsqueeze(-1)).squeeze(-1)
@@ -173,7 +173,7 @@ class SOAP(torch.optim.Optimizer):
         names, mats = [], []
         for key, g in plan.groups.items():
             k = _key(key)
-            G = plan.gather(grads, g)
+            G = ku.work(plan.gather(grads, g))
             for side, n in zip("LR", key):
                 st["factors"][side + k] = torch.zeros(len(g), n, n, dtype=G.dtype, device=G.device)
             self._update_factors(st, k, G, g.order, sbeta)
