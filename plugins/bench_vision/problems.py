@@ -100,7 +100,7 @@ def digits_mlp(seed: int, device, dtype, width: int = 64, depth: int = 1, batch_
 
 
 def synthetic_resnet(seed: int, device, dtype, width: int = 8, blocks: int = 1, image_size: int = 16,
-                     n_train: int = 1000, n_val: int = 500, noise: float = 2.0, batch_size: int = 64,
+                     n_train: int = 1000, n_val: int = 500, noise: float = 3.0, batch_size: int = 64,
                      stochastic_rounding: bool = False) -> Classification:
     """vision.synthetic_resnet: a small ResNet on generated CIFAR-shaped images (3×s×s, 10 classes).
 
