@@ -8,6 +8,7 @@ import bench_core
 
 from .shampoo import shampoo_specs
 from .soap import soap_specs
+from .heavyball_adapter import heavyball_specs
 from .own_specs import own_optimizer_specs
 from .pytorch_optimizer_adapter import pytorch_optimizer_specs
 from .schedulefree_adapter import schedulefree_specs
@@ -23,6 +24,7 @@ SPEC_SOURCES = [
     own_optimizer_specs,
     pytorch_optimizer_specs,
     schedulefree_specs,
+    heavyball_specs,
     shampoo_specs,
     soap_specs,
     psgd_specs,
