@@ -209,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_show)
 
     p = sub.add_parser("check", help="run the optimizer conformance kit on a registered optimizer")
-    p.add_argument("name", help="optimizer name, e.g. torch.adamw")
+    p.add_argument("name", help="optimizer name, e.g. torch.adamw, or a glob such as 'po.*'")
     p.add_argument("--hparam", action="append", default=[], metavar="KEY=VALUE",
                    help="hyperparameter overriding the spec's default (value read as JSON; repeatable)")
     p.add_argument("--skip", action="append", default=[], metavar="CHECK", help="a check not to run (repeatable)")
@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("check", help="run the optimizer conformance kit on a registered optimizer")
-    p.add_argument("name", help="optimizer name, e.g. torch.adamw")
+    p.add_argument("name", help="optimizer name, e.g. torch.adamw, or a glob such as 'po.*'")
     p.add_argument("--hparam", action="append", default=[], metavar="KEY=VALUE",
                    help="hyperparameter overriding the spec's default (value read as JSON; repeatable)")
     p.add_argument("--skip", action="append", default=[], metavar="CHECK", help="a check not to run (repeatable)")

@@ -486,11 +486,13 @@ __all__ = ["CHECKS", "CheckResult", "ConformanceReport", "KitModel", "KitProblem
 
 # --------------------------------------------------------------------------- `bench check`
 def run_check_command(args, console) -> int:
-    """`bench check NAME`: run the kit on a registered optimizer, print the report.
+    """`bench check NAME`: run the kit on a registered optimizer (or on every optimizer matching
+    a glob such as ``'po.*'``), print the report.
 
     Exit code 0 when every check passes, 1 when one fails; an unknown name or a bad option
     raises BenchInputError (exit code 2).
     """
+    import fnmatch
     import json
 
     from rich.markup import escape
@@ -498,10 +500,17 @@ def run_check_command(args, console) -> int:
     from .errors import BenchInputError
     from .registry import get_registry
 
-    spec = get_registry().optimizer(args.name)
-    if "training" not in spec.kinds:
-        raise BenchInputError(f"{args.name}: a {'/'.join(sorted(spec.kinds))} solver; "
-                              "the conformance kit checks training optimizers")
+    registry = get_registry()
+    if any(c in args.name for c in "*?["):
+        names = sorted(n for n, s in registry.optimizers.items()
+                       if fnmatch.fnmatchcase(n, args.name) and "training" in s.kinds)
+        if not names:
+            raise BenchInputError(f"{args.name}: no training optimizer matches")
+    else:
+        names = [registry.optimizer(args.name).name]
+        if "training" not in registry.optimizer(args.name).kinds:
+            raise BenchInputError(f"{args.name}: a {'/'.join(sorted(registry.optimizer(args.name).kinds))} "
+                                  "solver; the conformance kit checks training optimizers")
     hparams = {}
     for item in args.hparam:
         key, sep, text = item.partition("=")
@@ -516,12 +525,23 @@ def run_check_command(args, console) -> int:
         raise BenchInputError(f"--skip {bad[0]}: unknown check (checks: {', '.join(CHECKS)})")
     if args.steps < 1:
         raise BenchInputError(f"--steps: expected a positive integer, got {args.steps}")
-    report = check_optimizer(spec, hparams, skip=list(args.skip), steps=args.steps, raise_on_failure=False)
     style = {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: "[dim]skip[/dim]"}
-    console.print(f"conformance of [bold]{escape(spec.name)}[/bold]"
-                  + (f" with {escape(json.dumps(hparams))}" if hparams else ""), highlight=False)
-    for r in report.results:
-        console.print(f"  {style[r.passed]}  {r.name}: {escape(r.message)}", highlight=False)
-    console.print("[green]passed[/green]" if report.passed
-                  else f"[red]{len(report.failures)} check(s) failed[/red]", highlight=False)
-    return 0 if report.passed else 1
+    failed = 0
+    for name in names:
+        report = check_optimizer(registry.optimizer(name), hparams, skip=list(args.skip), steps=args.steps,
+                                 raise_on_failure=False)
+        failed += not report.passed
+        if len(names) > 1:  # one line per optimizer, then its failures
+            console.print(f"{style[report.passed]}  {escape(name)}", highlight=False)
+            for r in report.failures:
+                console.print(f"        {r.name}: {escape(r.message)}", highlight=False)
+            continue
+        console.print(f"conformance of [bold]{escape(name)}[/bold]"
+                      + (f" with {escape(json.dumps(hparams))}" if hparams else ""), highlight=False)
+        for r in report.results:
+            console.print(f"  {style[r.passed]}  {r.name}: {escape(r.message)}", highlight=False)
+        console.print("[green]passed[/green]" if report.passed
+                      else f"[red]{len(report.failures)} check(s) failed[/red]", highlight=False)
+    if len(names) > 1:
+        console.print(f"{len(names) - failed} of {len(names)} passed", highlight=False)
+    return 0 if not failed else 1

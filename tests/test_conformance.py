@@ -246,6 +246,9 @@ def test_bench_check_exit_codes(tmp_path, capsys):
     assert "unknown check" in capsys.readouterr().err
     assert main(["check", "torch.sgd", "--hparam", "lr=0.05", "--hparam", "momentum=0.0"]) == 0
     assert "lr" in capsys.readouterr().out
+    assert main(["check", "sf.*"]) == 0
+    assert "3 of 3 passed" in capsys.readouterr().out
+    assert main(["check", "nothing.*"]) == 2
     unknown = run_bench("check", "torch.adamx", cwd=tmp_path)
     assert unknown.returncode == 2
     assert "did you mean 'torch.adamax'" in unknown.stderr
