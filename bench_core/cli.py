@@ -166,12 +166,6 @@ def _cmd_check(args) -> int:
     return run_check_command(args, wide_console())
 
 
-def _cmd_check(args) -> int:
-    from .testing import run_check_command
-
-    return run_check_command(args, wide_console())
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `bench` (sub-commands register here)."""
     parser = argparse.ArgumentParser(prog="bench", description="Benchmark optimizers and solvers.")
@@ -207,14 +201,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="print the leaderboard of one or more results directories")
     p.add_argument("dirs", nargs="+", help="results directories")
     p.set_defaults(func=_cmd_show)
-
-    p = sub.add_parser("check", help="run the optimizer conformance kit on a registered optimizer")
-    p.add_argument("name", help="optimizer name, e.g. torch.adamw, or a glob such as 'po.*'")
-    p.add_argument("--hparam", action="append", default=[], metavar="KEY=VALUE",
-                   help="hyperparameter overriding the spec's default (value read as JSON; repeatable)")
-    p.add_argument("--skip", action="append", default=[], metavar="CHECK", help="a check not to run (repeatable)")
-    p.add_argument("--steps", type=int, default=50, help="length of the progress run (default 50)")
-    p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("check", help="run the optimizer conformance kit on a registered optimizer")
     p.add_argument("name", help="optimizer name, e.g. torch.adamw, or a glob such as 'po.*'")
