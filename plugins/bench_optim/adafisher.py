@@ -30,7 +30,7 @@ from .kfac import LayerStats
 class AdaFisher(torch.optim.Optimizer):
     """AdaFisher(W): diagonal Kronecker-factored Fisher as the preconditioner of an Adam-style step."""
 
-    def __init__(self, params, model, lr=1e-3, betas=(0.9, 0.99), damping=1e-3, weight_decay=0.0,
+    def __init__(self, params, model, lr=1e-2, betas=(0.9, 0.99), damping=1e-3, weight_decay=0.0,
                  eps=1e-8):
         b1, b2 = betas
         if lr <= 0 or not (0 <= b1 < 1 and 0 <= b2 < 1) or damping <= 0 or weight_decay < 0:
@@ -122,7 +122,7 @@ def adafisher_specs() -> list[bench_core.OptimizerSpec]:
     """The AdaFisher spec."""
     return [bench_core.OptimizerSpec(
         name="adafisher", factory=AdaFisher,
-        defaults={"lr": 1e-3, "betas": (0.9, 0.99), "damping": 1e-3},
+        defaults={"lr": 1e-2, "betas": (0.9, 0.99), "damping": 1e-3},
         search_space={"lr": bench_core.LogUniform(1e-5, 1e-1),
                       "damping": bench_core.LogUniform(1e-5, 1e-1)},
         requires={"grad", "model"},

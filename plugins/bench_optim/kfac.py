@@ -116,7 +116,7 @@ def batched_eigh(mats: list[torch.Tensor], counters: dict, key: str) -> list | N
 class KFAC(torch.optim.Optimizer):
     """K-FAC (eigenvalue-damped) for Linear and Conv2d layers; SGD with momentum elsewhere."""
 
-    def __init__(self, params, model, lr=0.05, momentum=0.9, weight_decay=0.0, damping=1e-3,
+    def __init__(self, params, model, lr=0.1, momentum=0.9, weight_decay=0.0, damping=1e-2,
                  stat_decay=0.95, stat_every=1, inv_every=10, kl_clip=1e-3, hybrid=False,
                  hybrid_window=20, hybrid_threshold=0.01, fallback_lr=None):
         if lr <= 0 or not 0 <= momentum < 1 or weight_decay < 0 or damping <= 0:
@@ -130,20 +130,26 @@ class KFAC(torch.optim.Optimizer):
         self.hybrid, self.hybrid_window = bool(hybrid), int(hybrid_window)
         self.hybrid_threshold = float(hybrid_threshold)
         self.fallback_lr = fallback_lr
-        self.first_order = False  # MKOR-H: switched to first order for good
         self.bench_counters = {"kfac_inversions": 0, "kfac_first_order_steps": 0, "kfac_fallbacks": 0,
                                "kfac_eig_failures": 0, "kfac_nonfinite": 0}
         self.stats = LayerStats(model, [p for g in self.param_groups for p in g["params"]], self._accumulate)
-        self.factors = {}  # layer -> {"A", "G", "eig"}
-        self._step = 0
-        self._losses = []
-        self._prev_window = None
+        # run-level state (kept in the state dict): step count, MKOR-H switch and loss windows
+        self.state["kfac"] = {"step": 0, "first_order": False, "losses": [], "prev_window": None}
+
+    @property
+    def first_order(self) -> bool:
+        """True once MKOR-H has fallen back to first order for good."""
+        return self.state["kfac"]["first_order"]
+
+    def _factors(self, layer) -> dict:
+        """The layer's factor state, kept under its weight: "A", "G" and "eig" = (α, U_A, γ, U_G)."""
+        return self.state[layer.weight]
 
     def _accumulate(self, layer, a, g):
         """Running averages of A = E[a aᵀ] and G = E[g gᵀ] (the first batch initializes them)."""
         new_a = a.T @ a / a.shape[0]
         new_g = g.T @ g / g.shape[0]
-        f = self.factors.setdefault(layer, {})
+        f = self._factors(layer)
         if "A" not in f:
             f["A"], f["G"] = new_a, new_g
         else:
@@ -153,7 +159,10 @@ class KFAC(torch.optim.Optimizer):
     def _invert(self):
         """Eigendecompose every factor; same-size factors batched into one call."""
         by_size = {}
-        for layer, f in self.factors.items():
+        for layer in self.stats.layers:
+            f = self._factors(layer)
+            if "A" not in f:
+                continue
             for name in ("A", "G"):
                 if torch.isfinite(f[name]).all():
                     by_size.setdefault((f[name].shape[0], f[name].dtype), []).append((layer, name))
@@ -163,7 +172,7 @@ class KFAC(torch.optim.Optimizer):
                     f[name] = torch.zeros_like(f[name]) if name == "A" else f[name].nan_to_num(0.0)
         new = {}
         for members in by_size.values():
-            out = batched_eigh([self.factors[layer][name] for layer, name in members],
+            out = batched_eigh([self._factors(layer)[name] for layer, name in members],
                                self.bench_counters, "kfac_eig_failures")
             if out is None:
                 continue
@@ -171,36 +180,38 @@ class KFAC(torch.optim.Optimizer):
                 new.setdefault(layer, {})[name] = pair
         for layer, pair in new.items():
             if "A" in pair and "G" in pair:
-                self.factors[layer]["eig"] = (pair["A"], pair["G"])
+                self._factors(layer)["eig"] = (*pair["A"], *pair["G"])
         self.bench_counters["kfac_inversions"] += 1
 
     def _check_hybrid(self, loss) -> None:
         """MKOR-H: fall back to first order when the windowed loss stops decreasing enough."""
-        if not self.hybrid or self.first_order or loss is None:
+        run = self.state["kfac"]
+        if not self.hybrid or run["first_order"] or loss is None:
             return
-        self._losses.append(float(loss))
-        if len(self._losses) < self.hybrid_window:
+        run["losses"].append(float(loss))
+        if len(run["losses"]) < self.hybrid_window:
             return
-        mean = sum(self._losses) / len(self._losses)
-        self._losses = []
-        prev, self._prev_window = self._prev_window, mean
+        mean = sum(run["losses"]) / len(run["losses"])
+        run["losses"] = []
+        prev, run["prev_window"] = run["prev_window"], mean
         if prev is None or not math.isfinite(mean):
             return
         if (prev - mean) / max(abs(prev), 1e-30) < self.hybrid_threshold:
-            self.first_order = True
+            run["first_order"] = True
             self.stats.capture = False
             self.bench_counters["kfac_fallbacks"] += 1
 
     @torch.no_grad()
     def step(self, closure=None):
         """One K-FAC step (statistics come from the closure's forward and backward passes)."""
-        self.stats.capture = (not self.first_order) and self._step % self.stat_every == 0
+        run = self.state["kfac"]
+        self.stats.capture = (not self.first_order) and run["step"] % self.stat_every == 0
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        self._step += 1
-        if not self.first_order and self.factors and (self._step - 1) % self.inv_every == 0:
+        run["step"] += 1
+        if not self.first_order and (run["step"] - 1) % self.inv_every == 0:
             self._invert()
         group_of = {p: g for g in self.param_groups for p in g["params"]}
         updates = {}  # param -> preconditioned gradient
@@ -209,12 +220,12 @@ class KFAC(torch.optim.Optimizer):
             vg = 0.0
             pending = []
             for layer in self.stats.layers:
-                f = self.factors.get(layer)
-                if f is None or "eig" not in f or layer.weight.grad is None:
+                f = self._factors(layer)
+                if "eig" not in f or layer.weight.grad is None:
                     continue
                 if layer.bias is not None and layer.bias.grad is None:
                     continue
-                (alpha, ua), (gamma, ug) = f["eig"]
+                alpha, ua, gamma, ug = f["eig"]
                 grad = grad_matrix(layer)
                 v = ug.T @ grad @ ua
                 v /= gamma[:, None] * alpha[None, :] + self.damping
@@ -263,7 +274,7 @@ def kfac_specs() -> list[bench_core.OptimizerSpec]:
         hp.setdefault("hybrid", True)
         return KFAC(params, **hp)
 
-    common = {"lr": 0.05, "momentum": 0.9, "damping": 1e-3, "inv_every": 10}
+    common = {"lr": 0.1, "momentum": 0.9, "damping": 1e-2, "inv_every": 10}
     space = {"lr": bench_core.LogUniform(1e-4, 1.0), "damping": bench_core.LogUniform(1e-6, 1e-1)}
     return [
         bench_core.OptimizerSpec(

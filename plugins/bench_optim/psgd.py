@@ -29,15 +29,30 @@ import torch
 import bench_core
 
 
-def _norm_lower_bound(s: torch.Tensor) -> torch.Tensor:
-    """A lower bound of the spectral norm of each symmetric matrix in the batch s (B, k, k),
-    tight within a small factor: ‖S x‖ with x the normalized row of S of largest norm."""
-    scale = s.abs().amax(dim=(-2, -1)).clamp_min(torch.finfo(s.dtype).tiny)
-    s = s / scale[:, None, None]
-    rows = torch.linalg.vector_norm(s, dim=-1).argmax(dim=-1)
-    x = s[torch.arange(s.shape[0], device=s.device), rows]
-    x = x / torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min(torch.finfo(s.dtype).tiny)
-    return scale * torch.linalg.vector_norm(torch.bmm(s, x[:, :, None]), dim=(-2, -1))
+def _upper_gram_diff(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """triu(a aᵀ − b bᵀ) for batches a, b (…, k, n); only the upper blocks are multiplied."""
+    k = a.shape[-2]
+    if k <= _LEAF:
+        return (torch.matmul(a, a.transpose(-2, -1)) - torch.matmul(b, b.transpose(-2, -1))).triu_()
+    h = k // 2
+    out = torch.zeros(*a.shape[:-2], k, k, dtype=a.dtype, device=a.device)
+    out[..., :h, :h] = _upper_gram_diff(a[..., :h, :], b[..., :h, :])
+    out[..., h:, h:] = _upper_gram_diff(a[..., h:, :], b[..., h:, :])
+    out[..., :h, h:] = (torch.matmul(a[..., :h, :], a[..., h:, :].transpose(-2, -1))
+                        - torch.matmul(b[..., :h, :], b[..., h:, :].transpose(-2, -1)))
+    return out
+
+
+def _norm_lower_bound(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """A lower bound of the spectral norm of each S = a aᵀ + b bᵀ in the batch (a, b: (B, k, n)),
+    without forming S: ‖S x‖ for x the normalized row of S with the largest diagonal entry
+    (within a small factor of ‖S‖ for such positive semi-definite matrices)."""
+    rows = ((a * a).sum(-1) + (b * b).sum(-1)).argmax(dim=-1)
+    batch = torch.arange(a.shape[0], device=a.device)
+    x = (torch.bmm(a, a[batch, rows][:, :, None]) + torch.bmm(b, b[batch, rows][:, :, None]))
+    x = x / torch.linalg.vector_norm(x, dim=(-2, -1), keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
+    sx = torch.bmm(a, torch.bmm(a.transpose(-2, -1), x)) + torch.bmm(b, torch.bmm(b.transpose(-2, -1), x))
+    return torch.linalg.vector_norm(sx, dim=(-2, -1))
 
 
 class _Bucket:
@@ -76,10 +91,45 @@ def _factor_kind(size: int, param_ndim: int, max_size: int) -> str:
     return "tri"
 
 
+#: Below this size a triangular product is one plain matmul; above it the product is split in
+#: 2 × 2 blocks so that the zero block is skipped (about half the flops of a dense matmul).
+_LEAF = 256
+
+
+def _tri_mm(q, x, transpose=False):
+    """q @ x (or qᵀ @ x) for upper-triangular q (…, n, n) and dense x (…, n, k)."""
+    n = q.shape[-1]
+    if n <= _LEAF:
+        return torch.matmul(q.transpose(-2, -1) if transpose else q, x)
+    h = n // 2
+    q11, q12, q22 = q[..., :h, :h], q[..., :h, h:], q[..., h:, h:]
+    x1, x2 = x[..., :h, :], x[..., h:, :]
+    if transpose:
+        top = _tri_mm(q11, x1, True)
+        bottom = torch.matmul(q12.transpose(-2, -1), x1) + _tri_mm(q22, x2, True)
+    else:
+        top = _tri_mm(q11, x1) + torch.matmul(q12, x2)
+        bottom = _tri_mm(q22, x2)
+    return torch.cat([top, bottom], dim=-2)
+
+
+def _tri_tri(a, b):
+    """a @ b for upper-triangular a and b (…, n, n); the result is upper triangular."""
+    n = a.shape[-1]
+    if n <= _LEAF:
+        return torch.matmul(a, b)
+    h = n // 2
+    out = torch.zeros_like(b)
+    out[..., :h, :h] = _tri_tri(a[..., :h, :h], b[..., :h, :h])
+    out[..., h:, h:] = _tri_tri(a[..., h:, h:], b[..., h:, h:])
+    out[..., :h, h:] = _tri_mm(a[..., :h, :h], b[..., :h, h:]) + torch.matmul(a[..., :h, h:], b[..., h:, h:])
+    return out
+
+
 def _left(q, kind, x, transpose=False):
     """Q_L x (or Q_Lᵀ x) for a batch x (B, m, n)."""
     if kind == "tri":
-        return torch.bmm(q.transpose(-2, -1) if transpose else q, x)
+        return _tri_mm(q, x, transpose)
     if kind == "diag":
         return q[:, :, None] * x
     return x
@@ -88,7 +138,7 @@ def _left(q, kind, x, transpose=False):
 def _right(q, kind, x, transpose=False):
     """x Q_Rᵀ (or x Q_R) for a batch x (B, m, n)."""
     if kind == "tri":
-        return torch.bmm(x, q if transpose else q.transpose(-2, -1))
+        return _tri_mm(q, x.transpose(-2, -1), not transpose).transpose(-2, -1)
     if kind == "diag":
         return x * q[:, None, :]
     return x
@@ -112,12 +162,16 @@ def _solve_right(q, kind, v):
     return v
 
 
-def _update_factor(q, kind, term1, term2, lr, eps):
-    """One normalized Lie-group step of a factor; returns the new factor (not in place)."""
-    if kind == "tri":
-        norm = _norm_lower_bound(term1 + term2)
-        step = torch.triu(term1 - term2) * (lr / (norm + eps))[:, None, None]
-        return q - torch.bmm(step, q)
+def _update_tri(q, a, b, lr, eps):
+    """One normalized Lie-group step of a triangular factor from A and B (rows = its dimension):
+    Q − lr · triu(A Aᵀ − B Bᵀ) Q / ‖A Aᵀ + B Bᵀ‖; returns the new factor."""
+    norm = _norm_lower_bound(a, b)
+    step = _upper_gram_diff(a, b).mul_((lr / (norm + eps))[:, None, None])
+    return q - _tri_tri(step, q)
+
+
+def _update_diag(q, term1, term2, lr, eps):
+    """The same step for a diagonal factor, with the terms' diagonals and the max norm."""
     norm = (term1 + term2).abs().amax(dim=-1)
     return q - (term1 - term2) * q * (lr / (norm + eps))[:, None]
 
@@ -229,16 +283,17 @@ class KronPSGD(torch.optim.Optimizer):
                 new.append(None)
                 continue
             if kind == "tri":
-                t1 = torch.bmm(a, a.transpose(-2, -1)) if left else torch.bmm(a.transpose(-2, -1), a)
-                t2 = torch.bmm(conj, conj.transpose(-2, -1)) if left else torch.bmm(conj.transpose(-2, -1), conj)
+                if left:
+                    new.append(_update_tri(q, a, conj, self.precond_lr, eps))
+                else:
+                    new.append(_update_tri(q, a.transpose(-2, -1), conj.transpose(-2, -1), self.precond_lr, eps))
             else:
                 dim = -1 if left else -2
-                t1, t2 = (a * a).sum(dim), (conj * conj).sum(dim)
-            new.append(_update_factor(q, kind, t1, t2, self.precond_lr, eps))
+                new.append(_update_diag(q, (a * a).sum(dim), (conj * conj).sum(dim), self.precond_lr, eps))
         ok = torch.ones(h.shape[0], dtype=torch.bool, device=h.device)
         for q in new:
             if q is not None:
-                ok &= torch.isfinite(q).flatten(1).all(dim=1)
+                ok &= torch.isfinite(q.sum(dim=tuple(range(1, q.dim()))))  # one pass; NaN/inf propagate
         bad = int((~ok).sum())
         if bad:  # keep the previous factor where the new one is not finite
             self.bench_counters["psgd_nonfinite"] += bad
