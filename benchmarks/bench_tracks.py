@@ -42,12 +42,15 @@ PROBLEMS, OPTIMIZERS = suite_grid()
 
 
 def run_tracked_suite(out: str | Path, path: str | Path = SUITE) -> str:
-    """Run the suite through bench_core into the results directory `out`; return its path."""
+    """Run the suite through bench_core into the results directory `out` on one torch thread
+    (steadier times; on a loaded machine several threads can be many times slower); return `out`."""
+    import torch
     from rich.console import Console
 
     from bench_core.session import run_suite
     from bench_core.suite import load_suite
 
+    torch.set_num_threads(1)
     run_suite(load_suite(path), str(out), console=Console(quiet=True))
     return str(out)
 
