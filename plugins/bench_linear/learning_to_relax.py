@@ -33,8 +33,10 @@ class BanditSOR(Solver):
     name = "linear.sor_bandit"
 
     def __init__(self, omegas=DEFAULT_OMEGAS, contextual: bool = False, horizon: int = 0,
-                 degree: int = 3, seed: int = 0, operator: str = "csr", rtol: float = 0.0):
+                 degree: int = 3, seed: int = -1, operator: str = "csr", rtol: float = 0.0):
         super().__init__(operator, rtol)
+        if seed < 0:  # follow the trial's seed (the runner seeds numpy before building the solver)
+            seed = int(np.random.randint(2**31 - 1))
         self.omegas = tuple(float(w) for w in omegas)
         if not self.omegas or any(not 0 < w < 2 for w in self.omegas):
             raise ValueError("omegas must be a non-empty list of values in (0, 2)")

@@ -102,23 +102,33 @@ class PyamgSolver(_Reference):
                              accel=self.accel, callback=callback)
 
 
+def _scipy_factory(method: str):
+    def factory(rtol: float = 0.0, restart: int = 30):
+        """A scipy.sparse.linalg solver adapter (``restart`` is used by gmres only)."""
+        return ScipySolver(method, rtol, restart)
+    return factory
+
+
+def _pyamg_factory(method: str, accel: str):
+    def factory(rtol: float = 0.0):
+        """A pyamg multilevel solver adapter."""
+        return PyamgSolver(method, accel, rtol)
+    return factory
+
+
 def reference_specs() -> list[bench_core.OptimizerSpec]:
     """scipy.cg, scipy.gmres, scipy.bicgstab, scipy.minres, pyamg.sa, pyamg.rs, pyamg.sa_cg, pyamg.rs_cg."""
     specs = []
     for method, what in (("cg", "conjugate gradient"), ("gmres", "restarted GMRES (iteration = cycle)"),
                          ("bicgstab", "BiCGSTAB"), ("minres", "MINRES")):
-        def factory(rtol: float = 0.0, restart: int = 30, _m=method):
-            return ScipySolver(_m, rtol, restart)
         specs.append(bench_core.OptimizerSpec(
-            name=f"scipy.{method}", factory=factory, kinds={"linear_system"}, requires=set(),
-            description=f"scipy.sparse.linalg {what} (reference)."))
+            name=f"scipy.{method}", factory=_scipy_factory(method), kinds={"linear_system"},
+            requires=set(), description=f"scipy.sparse.linalg {what} (reference)."))
     for method, label in (("sa", "smoothed aggregation"), ("rs", "Ruge–Stüben")):
         for accel in ("", "cg"):
-            def factory(rtol: float = 0.0, _m=method, _a=accel):
-                return PyamgSolver(_m, _a, rtol)
             specs.append(bench_core.OptimizerSpec(
-                name=f"pyamg.{method}" + (f"_{accel}" if accel else ""), factory=factory,
-                kinds={"linear_system"}, requires=set(),
+                name=f"pyamg.{method}" + (f"_{accel}" if accel else ""),
+                factory=_pyamg_factory(method, accel), kinds={"linear_system"}, requires=set(),
                 description=f"pyamg {label} multigrid" + (" as CG preconditioner" if accel else
                                                           ", one V-cycle per iteration") + " (reference)."))
     return specs

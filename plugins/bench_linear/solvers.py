@@ -28,11 +28,11 @@ def _sor(omega: float = 1.5, operator: str = "csr", rtol: float = 0.0):
     return SOR(omega, symmetric=False, operator=operator, rtol=rtol)
 
 
-def _bandit(omegas: list = list(DEFAULT_OMEGAS), horizon: int = 0, seed: int = 0, rtol: float = 0.0):
+def _bandit(omegas: list = list(DEFAULT_OMEGAS), horizon: int = 0, seed: int = -1, rtol: float = 0.0):
     return BanditSOR(omegas, contextual=False, horizon=horizon, seed=seed, rtol=rtol)
 
 
-def _contextual(omegas: list = list(DEFAULT_OMEGAS), degree: int = 3, seed: int = 0, rtol: float = 0.0):
+def _contextual(omegas: list = list(DEFAULT_OMEGAS), degree: int = 3, seed: int = -1, rtol: float = 0.0):
     return BanditSOR(omegas, contextual=True, degree=degree, seed=seed, rtol=rtol)
 
 
