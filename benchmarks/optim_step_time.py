@@ -54,6 +54,9 @@ def time_steps(name: str, hparams: dict, steps: int) -> tuple[float, dict]:
     return (time.perf_counter() - t0) / steps, dict(counts.counters)
 
 
+time_steps.skip_benchmark = True  # a helper, not an asv benchmark (asv imports every module here)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200)
