@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from bench_core import precision, store
-from conftest import run_bench
 
 
 def test_stochastic_round_is_unbiased_between_neighbours():
@@ -110,18 +109,20 @@ hparams = { lr = 0.01 }
 """
 
 
-def test_bench_run_then_bench_precision(tmp_path, write_suite):
+def test_bench_run_then_bench_precision(tmp_path, write_suite, capsys):
+    from bench_core.cli import main
+
     suite = write_suite(SUITE)
     out = tmp_path / "out"
-    done = run_bench("run", str(suite), "--out", str(out), cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
+    assert main(["run", str(suite), "--out", str(out)]) == 0
     trials = store.read_trials(out)
     assert sorted(trials["dtype"]) == ["bfloat16", "bfloat16", "float64"] and set(trials["status"]) == {"ok"}
     df = precision.compare_to_float64(out)
     assert len(df) == 2 and set(df["stochastic_rounding"]) == {True, False}
     assert (df["wasserstein_loss"] > 0).all() and (df["reldiff_loss"] > 0).all()
-    shown = run_bench("precision", str(out), cwd=tmp_path)
-    assert shown.returncode == 0, shown.stderr
-    assert "rosenbrock" in shown.stdout and "wasserstein" in shown.stdout
-    missing = run_bench("precision", str(tmp_path / "nope"), cwd=tmp_path)
-    assert missing.returncode == 2 and "not a results directory" in missing.stderr
+    capsys.readouterr()
+    assert main(["precision", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert "rosenbrock" in shown and "wasserstein" in shown
+    assert main(["precision", str(tmp_path / "nope")]) == 2
+    assert "not a results directory" in capsys.readouterr().err

@@ -71,3 +71,29 @@ def test_adamw_decreases_loss(name):
     adamw_losses(p, 20, lr=1e-2)
     with torch.no_grad():
         assert p.evaluate()["loss"] < before
+
+
+def test_training_suites_parse():
+    """suites/standard.toml and suites/gpu.toml (with its device swapped for the CPU) name every
+    training problem of these plugins, with tuned AdamW settings for each."""
+    from pathlib import Path
+
+    from bench_core.suite import load_suite, parse_suite
+    import bench_core
+
+    root = Path(__file__).resolve().parent.parent / "suites"
+    standard = load_suite(root / "standard.toml")
+    assert len(standard.trials) == 11 * 2 * 5
+    names = {t.problem for t in standard.trials}
+    assert names == {n for n, s in bench_core.get_registry().problems.items()
+                     if s.plugin in ("bench_vision", "bench_lm") or n in (
+                         "pde.pinn_poisson", "pde.fno_darcy", "synthetic.matrix_sensing",
+                         "synthetic.rosenbrock", "synthetic.noisy_quadratic")}
+    grok = [t for t in standard.trials if t.problem == "lm.modular_arithmetic" and t.optimizer == "torch.adamw"]
+    assert grok[0].hparams["weight_decay"] == 1.0
+    import sys
+    tomllib = __import__("tomllib" if sys.version_info >= (3, 11) else "tomli")
+    data = tomllib.loads((root / "gpu.toml").read_text())
+    data["device"] = "cpu"
+    gpu = parse_suite(data, str(root / "gpu.toml"), bench_core.get_registry())
+    assert {t.problem for t in gpu.trials} == names - {"vision.digits_mlp"}
