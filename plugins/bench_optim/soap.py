@@ -14,8 +14,9 @@ only with ``precondition_1d``, otherwise it gets plain Adam):
     (V's rows follow); Q_L ← qr(P).Q (and likewise for R)
 
 The reference code keeps M in the original space and projects it every step; here M' is kept in
-the eigenbasis and rotated into the new basis at each refresh (M' ← (Q_L,newᵀ Q_L,old) M'
-(Q_R,oldᵀ Q_R,new)), which is the same quantity with two matmuls per block fewer per step.
+the eigenbasis and moved into the new basis at each refresh (M' ← Q_L,newᵀ (Q_L,old M' Q_R,oldᵀ)
+Q_R,new), which is the same quantity with two matmuls per block fewer per step (four more per
+refresh).
 Same-shape blocks are stacked and multiplied with bmm; one eigh / QR call per factor size.
 Failure modes, counted in ``bench_counters``: non-finite factors keep their previous basis
 (``nonfinite_factors``), the initial eigh retries in float64 and falls back to the identity basis
@@ -228,7 +229,14 @@ class SOAP(torch.optim.Optimizer):
                 b = pending[j][3].shape[0]
                 new_q[j] = q[start:start + b]
                 start += b
-        rot: dict = {}
+        # M' back to the original space with the old bases (M = Q_L M' Q_Rᵀ), before they change
+        for key, g in plan.groups.items():
+            k = _key(key)
+            Mp, QL = st["exp_avg"][k], st["Q"]["L" + k]
+            if g.order == 1:
+                Mp.copy_(torch.bmm(QL, Mp.unsqueeze(-1)).squeeze(-1))
+            else:
+                Mp.copy_(torch.bmm(torch.bmm(QL, Mp), st["Q"]["R" + k].mT))
         for j, (name, k, side, P, finite) in enumerate(pending):
             old, q = st["Q"][name], new_q[j]
             ok = finite & torch.isfinite(q).all(-1).all(-1)
@@ -237,15 +245,15 @@ class SOAP(torch.optim.Optimizer):
                 self.bench_counters["qr_failures"] += nbad
             if not bool(ok.all()):
                 q = torch.where(ok[:, None, None], q, old)
-            rot[(k, side)] = torch.bmm(q.mT, old)  # new basis ← old basis
             st["Q"][name] = q.contiguous()
+        # ... and into the new eigenbasis: M' = Q_Lᵀ M Q_R
         for key, g in plan.groups.items():
             k = _key(key)
-            Mp = st["exp_avg"][k]
+            Mp, QL = st["exp_avg"][k], st["Q"]["L" + k]
             if g.order == 1:
-                Mp.copy_(torch.bmm(rot[(k, "L")], Mp.unsqueeze(-1)).squeeze(-1))
+                Mp.copy_(torch.bmm(QL.mT, Mp.unsqueeze(-1)).squeeze(-1))
             else:
-                Mp.copy_(torch.bmm(torch.bmm(rot[(k, "L")], Mp), rot[(k, "R")].mT))
+                Mp.copy_(torch.bmm(torch.bmm(QL.mT, Mp), st["Q"]["R" + k]))
 
 
 def soap_specs() -> list[bench_core.OptimizerSpec]:
