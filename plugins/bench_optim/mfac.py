@@ -48,7 +48,7 @@ def woodbury_coefficients(gram: torch.Tensor, damping: float, m: int):
 class MFAC(torch.optim.Optimizer):
     """M-FAC with a sliding window of ``num_grads`` gradients (all parameters as one block)."""
 
-    def __init__(self, params, lr=0.1, momentum=0.0, weight_decay=0.0, num_grads=32, damping=1e-2):
+    def __init__(self, params, lr=0.1, momentum=0.0, weight_decay=0.0, num_grads=32, damping=0.1):
         if lr <= 0 or not 0 <= momentum < 1 or weight_decay < 0 or num_grads < 1 or damping <= 0:
             raise ValueError("need lr > 0, 0 <= momentum < 1, weight_decay >= 0, num_grads >= 1, damping > 0")
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
@@ -139,7 +139,7 @@ def mfac_specs() -> list[bench_core.OptimizerSpec]:
     """The M-FAC spec."""
     return [bench_core.OptimizerSpec(
         name="mfac", factory=MFAC,
-        defaults={"lr": 0.1, "momentum": 0.0, "num_grads": 32, "damping": 1e-2},
+        defaults={"lr": 0.1, "momentum": 0.0, "num_grads": 32, "damping": 0.1},
         search_space={"lr": bench_core.LogUniform(1e-6, 1.0),
                       "damping": bench_core.LogUniform(1e-8, 1e-1)},
         description="M-FAC: SGD preconditioned by a sliding-window empirical Fisher inverse "

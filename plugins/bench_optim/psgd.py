@@ -138,7 +138,7 @@ def _left(q, kind, x, transpose=False):
 def _right(q, kind, x, transpose=False):
     """x Q_Rᵀ (or x Q_R) for a batch x (B, m, n)."""
     if kind == "tri":
-        return _tri_mm(q, x.transpose(-2, -1), not transpose).transpose(-2, -1)
+        return _tri_mm(q, x.transpose(-2, -1), transpose).transpose(-2, -1)
     if kind == "diag":
         return x * q[:, None, :]
     return x
