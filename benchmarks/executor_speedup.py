@@ -2,8 +2,9 @@
 
 1. Speed-up: the same CPU-bound suite (``synthetic.logreg``, no target so every trial runs its
    whole budget, one trial per seed) run by the local executor (the anchor: one process, torch's
-   default threads), by the process pool with 1 worker (all cores' threads) and with 2 workers
-   (one thread each). Wall time of the ``run_suite`` call on warm workers (each executor first
+   default threads), by the process pool with 1 worker (all cores' threads, as --jobs 1 sets),
+   with 1 worker and 1 thread (to tell the parallel speed-up from the thread count's effect) and
+   with 2 workers (one thread each, as --jobs 2 sets). Wall time of the ``run_suite`` call on warm workers (each executor first
    runs two 2-step trials; that warm-up, which includes the workers' start-up, is shown apart).
 2. Per-trial overhead: many tiny trials (1 step of a 10-dimensional quadratic) through the local
    executor (anchor), the process pool and Ray, on warm workers (each executor first runs a
@@ -11,6 +12,7 @@
    (wall time - local wall time) / trials; with 2 workers the pool and Ray also overlap trials.
 
     python benchmarks/executor_speedup.py [--trials 8] [--steps 1500] [--tiny 40] [--ray-address ADDR]
+    python benchmarks/executor_speedup.py --pool-only --trials 8 --steps 1500
 
 Prints a Markdown table. The machine is shared: run it when it is quiet, and read the ratios.
 asv imports this module (benchmarks/ is asv's benchmark_dir); it does nothing on import.
@@ -46,7 +48,14 @@ def _timed_run(suite, executor, scratch: str, label: str) -> float:
     return wall
 
 
-def speedup(trials: int, steps: int, scratch: str) -> list[tuple]:
+def torch_threads() -> int:
+    """This process's torch thread count (the local executor's)."""
+    import torch
+
+    return torch.get_num_threads()
+
+
+def speedup(trials: int, steps: int, scratch: str, pool_only: bool = False) -> list[tuple]:
     """Wall time of the CPU-bound suite: local, --jobs 1, --jobs 2."""
     from bench_core.executors import get_executor
 
@@ -55,12 +64,17 @@ def speedup(trials: int, steps: int, scratch: str) -> list[tuple]:
     suite = _suite("cpu_bound", problem, trials)
     warm = _suite("warmup", {**problem, "budget": {"max_steps": 2}}, 2)
     rows = []
-    for label, executor in (("local (anchor)", get_executor("local")),
-                            ("--jobs 1", get_executor("process", jobs=1)),
-                            ("--jobs 2", get_executor("process", jobs=2))):
-        tag = label.split()[0] + label[-1]
+    executors = [("local (anchor)", get_executor("local")),
+                 ("--jobs 1", get_executor("process", jobs=1)),
+                 ("--jobs 1, 1 thread", get_executor("process", jobs=1, threads=1)),
+                 ("--jobs 2", get_executor("process", jobs=2))]
+    if pool_only:  # the parallel speed-up alone: no two-thread rows (slow on a loaded machine)
+        executors = executors[2:]
+    for label, executor in executors:
+        tag = label.replace(" ", "").replace(",", "")
         startup = _timed_run(warm, executor, scratch, "warm" + tag)
-        rows.append((label, _timed_run(suite, executor, scratch, tag), startup))
+        threads = getattr(executor, "threads", torch_threads())
+        rows.append((label, _timed_run(suite, executor, scratch, tag), startup, threads))
         if hasattr(executor, "close"):
             executor.close()
     return rows
@@ -98,16 +112,20 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--tiny", type=int, default=40)
     parser.add_argument("--ray-address")
+    parser.add_argument("--pool-only", action="store_true",
+                        help="only --jobs 1 (1 thread) against --jobs 2; vs local is then vs --jobs 1")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
-        rows = speedup(args.trials, args.steps, scratch)
+        rows = speedup(args.trials, args.steps, scratch, args.pool_only)
         anchor = rows[0][1]
-        jobs1 = rows[1][1]
+        jobs1 = rows[-2][1]  # one worker with one thread: the parallel speed-up alone
         print(f"\nCPU-bound suite: {args.trials} trials of synthetic.logreg, {args.steps} steps, torch.adam\n")
-        print("| executor | warm-up s (start + 2 short trials) | wall s (warm) | vs local | speed-up over --jobs 1 |")
-        print("|---|---:|---:|---:|---:|")
-        for label, wall, startup in rows:
-            print(f"| {label} | {startup:.1f} | {wall:.1f} | {wall / anchor:.2f} | {jobs1 / wall:.2f} |")
+        print("| executor | torch threads per worker | warm-up s (start + 2 short trials) | wall s (warm) | vs local | speed-up over --jobs 1 (1 thread) |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for label, wall, startup, threads in rows:
+            print(f"| {label} | {threads} | {startup:.1f} | {wall:.1f} | {wall / anchor:.2f} | {jobs1 / wall:.2f} |")
+        if args.pool_only:
+            return
         tiny_rows, ray_start = overhead(args.tiny, scratch, args.ray_address)
         local = tiny_rows[0][1]
         print(f"\nPer-trial overhead: {args.tiny} one-step trials (synthetic.quadratic dim 10), warm workers;"

@@ -121,10 +121,17 @@ class ProcessExecutor:
         workers = self._pool(ctx, extensions, min(self.jobs, len(trials)))
         try:
             while queue or any(w.trial for w in workers):
-                for w in workers:
+                for i, w in enumerate(workers):
                     if w.trial is None and queue:
-                        w.send(queue.popleft(), out, run_id, rerun_failed)
+                        try:
+                            w.send(queue[0], out, run_id, rerun_failed)
+                            queue.popleft()
+                        except OSError:  # the idle worker had died: start another
+                            w.trial = None
+                            workers[i] = self._replace(ctx, w, extensions)
                 busy = [w for w in workers if w.trial is not None]
+                if not busy:
+                    continue
                 wait([w.conn for w in busy] + [w.process.sentinel for w in busy],
                      timeout=self._wait_timeout(busy))
                 for i, w in enumerate(workers):
