@@ -16,7 +16,8 @@ which replaces Adam's squared gradient as the second moment. With β₁, β₂, 
 No square root: F is already a curvature (second-order) quantity. Parameters outside
 Linear/Conv2d layers (norms, embeddings) take an AdamW step. The layer statistics come from the
 same module hooks as K-FAC (``kfac.LayerStats``). A non-finite statistic is skipped and counted
-(``adafisher_nonfinite``).
+(``adafisher_nonfinite``); a layer without new statistics at a step (skipped as non-finite,
+or a step without a fresh forward/backward) reuses its running average (``adafisher_stale_steps``).
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ class AdaFisher(torch.optim.Optimizer):
             raise ValueError("need lr > 0, 0 <= betas < 1, damping > 0, weight_decay >= 0")
         super().__init__(params, dict(lr=lr, betas=(b1, b2), weight_decay=weight_decay))
         self.damping, self.eps = float(damping), float(eps)
-        self.bench_counters = {"adafisher_nonfinite": 0}
+        self.bench_counters = {"adafisher_nonfinite": 0, "adafisher_stale_steps": 0}
         self._fresh = {}  # layer -> (E[g²], E[a²]) of the last backward pass
         self.stats = LayerStats(model, [p for g in self.param_groups for p in g["params"]], self._collect)
         self._layer_of = {}
@@ -70,8 +71,8 @@ class AdaFisher(torch.optim.Optimizer):
     def step(self, closure=None):
         """One AdaFisher step (statistics from the closure's forward and backward passes)."""
         loss = None
-        self._fresh = {}
         if closure is not None:
+            self._fresh = {}
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
@@ -88,7 +89,11 @@ class AdaFisher(torch.optim.Optimizer):
                     st["second"] = torch.zeros_like(p)
                 st["step"] += 1
                 f = self._fisher_diag(p)
+                if f is None and st.get("fisher"):  # no new statistics (skipped): reuse the average
+                    f = st["second"]
+                    self.bench_counters["adafisher_stale_steps"] += 1
                 if f is not None:
+                    st["fisher"] = True
                     fisher_p.append(p), fisher_m.append(st["exp_avg"]), fisher_v.append(st["second"])
                     fisher_f.append(f)
                     torch._foreach_lerp_([st["exp_avg"]], [p.grad], 1 - b1)
@@ -115,6 +120,7 @@ class AdaFisher(torch.optim.Optimizer):
                 torch._foreach_sqrt_(denom)
                 torch._foreach_add_(denom, self.eps)
                 torch._foreach_addcdiv_(adam_p, adam_m, denom, value=-lr / c1)
+        self._fresh = {}  # statistics are used by one step only
         return loss
 
 
