@@ -35,6 +35,8 @@ def suite_grid(path: str | Path = SUITE) -> tuple[list[str], list[str]]:
     for what, names in (("problems", problems), ("optimizers", optimizers)):
         if len(set(names)) != len(names):
             raise ValueError(f"{path}: each of [[{what}]] may appear once in the asv suite")
+    if any("sweep" in o for o in data.get("optimizers", [])):
+        raise ValueError(f"{path}: no sweep in the asv suite (one value per problem and optimizer)")
     return problems, optimizers
 
 
