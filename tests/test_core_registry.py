@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import inspect
 import types
 
 import pytest
@@ -22,7 +23,7 @@ def test_builtin_plugins_come_from_entry_points():
     reg = build_registry()
     assert not reg.errors, reg.errors
     assert reg.optimizer("torch.adamw").plugin == "bench_optim"
-    assert reg.optimizer("torch.lbfgs").factory is torch.optim.LBFGS
+    assert inspect.unwrap(reg.optimizer("torch.lbfgs").factory) is torch.optim.LBFGS  # under the schedule wrapper
     assert reg.problem("synthetic.quadratic").kind == "training"
     assert reg.problem("pde.poisson2d").kind == "linear_system"
     assert reg.optimizer("linear.cg").kinds == {"linear_system"}

@@ -69,8 +69,9 @@ def install_schedule(optimizer, **schedule_kwargs):
 
 def with_schedule(spec):
     """`spec` with a factory that also takes the schedule hyperparameters (a new spec; the
-    original is unchanged). Specs whose factory already takes one of those names, or that are
-    not training optimizers, come back as they are."""
+    original is unchanged). ``inspect.unwrap(new.factory)`` is the original factory. Specs whose
+    factory already takes one of those names, or that are not training optimizers, come back as
+    they are."""
     if "training" not in spec.kinds:
         return spec
     try:
@@ -103,5 +104,5 @@ def with_schedule(spec):
     scheduled.__signature__ = sig.replace(parameters=positional + keyword_only + extra + var_kw)
     scheduled.__doc__ = factory.__doc__
     scheduled.__name__ = getattr(factory, "__name__", "scheduled")
-    scheduled.__wrapped_factory__ = factory
+    scheduled.__wrapped__ = factory  # inspect.unwrap(spec.factory) gives the optimizer's own factory
     return dataclasses.replace(spec, factory=scheduled)
