@@ -115,3 +115,13 @@ def test_bfloat16_parameters():
         opt.step()
     assert all(p.dtype == torch.bfloat16 and torch.isfinite(p).all() and p.abs().sum() > 0 for p in params)
     assert opt.state[params[0]]["soap"]["Q"]["L8x6"].dtype == torch.float32
+
+
+def test_state_bytes_counts_every_state_tensor():
+    w, b = torch.zeros(8, 6, requires_grad=True), torch.zeros(5, requires_grad=True)
+    opt = SOAP([w, b], lr=1e-2)
+    for _ in range(2):
+        w.grad, b.grad = torch.randn(8, 6), torch.randn(5)
+        opt.step()
+    # factors 8², 6²; bases 8², 6²; M' and V 8·6 each; Adam moments of the bias 5 each (float32)
+    assert opt.state_bytes() == 4 * (2 * (64 + 36) + 2 * 48 + 2 * 5)

@@ -268,14 +268,24 @@ def bjorck(u: torch.Tensor, iterations: int = 1) -> torch.Tensor:
     return u
 
 
-def tensor_bytes(tensors) -> int:
-    """Bytes held by the distinct storages of ``tensors`` (an iterable of tensors or None)."""
-    seen, total = set(), 0
-    for t in tensors:
-        if t is None or not isinstance(t, torch.Tensor) or t.numel() == 0:
-            continue
-        key = (t.untyped_storage().data_ptr(), str(t.device))
-        if key not in seen:
+def tensor_bytes(obj) -> int:
+    """Bytes held by the distinct storages of the tensors in ``obj`` (a tensor, or nested
+    dicts / lists / tuples of them; other values are ignored)."""
+    seen: set = set()
+
+    def walk(o) -> int:
+        if isinstance(o, torch.Tensor):
+            if o.numel() == 0:
+                return 0
+            key = (o.untyped_storage().data_ptr(), str(o.device))
+            if key in seen:
+                return 0
             seen.add(key)
-            total += t.untyped_storage().nbytes()
-    return total
+            return o.untyped_storage().nbytes()
+        if isinstance(o, dict):
+            return sum(walk(v) for v in o.values())
+        if isinstance(o, (list, tuple)):
+            return sum(walk(v) for v in o)
+        return 0
+
+    return walk(obj)

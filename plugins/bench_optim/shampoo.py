@@ -121,24 +121,11 @@ class Shampoo(torch.optim.Optimizer):
     # ------------------------------------------------------------------ memory
     def preconditioner_bytes(self) -> int:
         """Bytes of the Kronecker factors and inverse roots (quantized where 4-bit)."""
-        tensors = []
-        for gi, group in enumerate(self.param_groups):
-            params = [p for p in group["params"] if p.requires_grad]
-            st = self.state.get(params[0], {}).get("shampoo") if params else None
-            if st:
-                tensors += [t for part in st.values() for t in part.values()]
-        return ku.tensor_bytes(tensors)
+        return ku.tensor_bytes([s["shampoo"] for s in self.state.values() if "shampoo" in s])
 
     def state_bytes(self) -> int:
         """Bytes of all optimizer state as actually stored (4-bit factors at their packed size)."""
-        tensors = []
-        for s in self.state.values():
-            for k, v in s.items():
-                if k == "shampoo":
-                    tensors += [t for part in v.values() for t in part.values()]
-                elif isinstance(v, torch.Tensor):
-                    tensors.append(v)
-        return ku.tensor_bytes(tensors)
+        return ku.tensor_bytes(list(self.state.values()))
 
     # ------------------------------------------------------------------ step
     @torch.no_grad()

@@ -71,11 +71,7 @@ class SOAP(torch.optim.Optimizer):
 
     def state_bytes(self) -> int:
         """Bytes of all optimizer state tensors."""
-        tensors = []
-        for s in self.state.values():
-            for v in s.values():
-                tensors += list(v.values()) if isinstance(v, dict) else [v]
-        return ku.tensor_bytes(tensors)
+        return ku.tensor_bytes(list(self.state.values()))
 
     @torch.no_grad()
     def step(self, closure=None):
