@@ -31,12 +31,13 @@ are counted once.
 warm-started from the previous eigenvectors and a QR (Distributed Shampoo's amortized QR
 eigendecomposition; the eigenvectors are then kept as state): several times cheaper on the CPU.
 
-4-bit (``quantize_4bit=True``): each factor is kept as its eigenvalues (float32) and its
-eigenvector matrix quantized to 4 bits (block-wise linear-square, 64 values per float32 scale);
-after dequantization U is rectified by one Björck step U ← 1.5U − 0.5UUᵀU. The factor and its
-inverse root share U, so both cost n²/2 + n²/16 + 4n bytes instead of 8n². As in the paper's
-practical algorithm, the factors are then updated at refresh steps (every f steps, with that
-step's gradient): L = U diag(λ) Uᵀ, L ← β₂L + (1−β₂)GGᵀ, re-decomposed and re-quantized.
+4-bit (``quantize_4bit=True``; always eigh, ``root_method`` does not apply): each factor is kept as
+its eigenvalues (float32) and its eigenvector matrix quantized to 4 bits (block-wise linear-square,
+64 values per float32 scale); after dequantization U is rectified by one Björck step U ← 1.5U −
+0.5UUᵀU. The factor and its inverse root share U, so both cost n²/2 + n²/16 + 4n bytes instead of
+8n². As in the paper's practical algorithm, the factors are then updated at refresh steps (every f
+steps, with that step's gradient): L = U diag(λ) Uᵀ, L ← β₂L + (1−β₂)GGᵀ, re-decomposed and
+re-quantized.
 """
 from __future__ import annotations
 
