@@ -54,6 +54,10 @@ def ray_head(tmp_path_factory):
     """A Ray head on 127.0.0.1 whose workers can import the scale test plugin; its address."""
     site = install_scale_plugin(tmp_path_factory.mktemp("scale_site_ray"))
     port = _free_port()
+    # Token authentication off on both sides: a local ray.init() elsewhere may have left a token
+    # in ~/.ray/auth_token, which would otherwise switch the head to token mode.
+    saved = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
     env = dict(os.environ, PYTHONPATH=f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
                RAY_USAGE_STATS_ENABLED="0")
     subprocess.run([RAY, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
@@ -67,6 +71,10 @@ def ray_head(tmp_path_factory):
         if ray.is_initialized():
             ray.shutdown()
         subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120)
+        if saved is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = saved
 
 
 @pytest.fixture
