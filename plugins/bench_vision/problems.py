@@ -3,7 +3,7 @@
 Every factory takes ``seed, device, dtype`` plus a size parameter (network width, and for the
 synthetic images their count and resolution). The split, the initialization and the minibatch
 order are fixed per seed. Metrics: ``loss`` (training cross-entropy on a fixed subset of at most
-2000 training images), ``val_loss`` and ``val_accuracy``.
+1000 training images), ``val_loss`` and ``val_accuracy``.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import bench_core
 
 from . import data, models
 
-EVAL_TRAIN_SUBSET = 2000
+EVAL_TRAIN_SUBSET = 1000
 
 
 class Classification(bench_core.TrainingProblem):
