@@ -105,6 +105,7 @@ def _atomic_write_bytes(path: Path, write) -> None:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # a shared cache, readable like any data file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
