@@ -12,8 +12,10 @@ setting of the issue's reference figures, scipy cg 763 iterations at 256²) it p
   our linear.pcg with precond="amg_sa";
 - on a CUDA device (when there is one): our CG at 2048² in ms per iteration beside the
   memory-traffic bound (matrix + ~10 vectors per iteration at the device's bandwidth).
-Each timing is the best of `--repeat` runs (the machine is shared; the anchor is measured in the
-same run, so read the ratios).
+Each timing is the best of `--repeat` interleaved runs, wall and process CPU time (the machine is
+shared; the anchor is measured in the same run, so read the ratios). On a busy machine use
+``--threads 1``: multi-threaded BLAS dots (numpy's, in scipy.cg) and torch's intra-op pool spin
+for a busy core and distort both wall and CPU time.
 """
 from __future__ import annotations
 
@@ -178,10 +180,14 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="*", help="grid sizes n (n² unknowns) for the CG table")
     parser.add_argument("--skip", nargs="*", default=[], choices=["cg", "matvec", "amg", "gpu"])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="threads for torch and for numpy's BLAS (0: the libraries' defaults)")
     args = parser.parse_args()
-    if args.threads:
+    if args.threads:  # torch's intra-op pool and numpy's BLAS pool (scipy.cg's dots and axpys)
         torch.set_num_threads(args.threads)
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.threads)
     sizes = args.sizes or ((128, 256) if args.quick else (256, 512))
     if "cg" not in args.skip:
         cg_table(sizes, args.repeat)

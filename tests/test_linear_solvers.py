@@ -19,6 +19,7 @@ from bench_linear.base import SolverError
 from bench_linear.matrices import HostLinearSystem, spectrum
 from bench_linear.plugin import bench_optimizers
 from bench_pde.diffusion import convdiff, jumping
+from bench_pde.heat import heat_sequence
 from bench_pde.poisson import poisson2d, poisson3d
 
 SPECS = {s.name: s for s in bench_optimizers()}
@@ -140,13 +141,14 @@ def test_host_and_torch_kernels_agree(monkeypatch):
     spd = first(poisson2d(0, "cpu", torch.float64, n=6))
     host_runs = {n: drive(n, system, maxiter=4, rtol=0, omega=1.3)[1] for n in ("linear.sor", "linear.ssor")}
     host_ic = drive("linear.pcg", spd, maxiter=4, rtol=0, precond="ic0")[1]
-    host_cg = drive("linear.cg", spd, maxiter=4, rtol=0)[1]
+    host_cg = drive("linear.cg", spd, maxiter=4, rtol=0, operator="csr")[1]
     monkeypatch.setattr(operators, "host_path", lambda t: False)
     for name, x in host_runs.items():
         assert torch.allclose(drive(name, system, maxiter=4, rtol=0, omega=1.3)[1], x, rtol=1e-10, atol=1e-12)
     assert torch.allclose(drive("linear.pcg", spd, maxiter=4, rtol=0, precond="ic0")[1], host_ic,
                           rtol=1e-10, atol=1e-12)
-    assert torch.allclose(drive("linear.cg", spd, maxiter=4, rtol=0)[1], host_cg, rtol=1e-10, atol=1e-12)
+    assert torch.allclose(drive("linear.cg", spd, maxiter=4, rtol=0, operator="csr")[1], host_cg,
+                          rtol=1e-10, atol=1e-12)
 
 
 def test_sor_sweep_is_textbook_sor():
@@ -170,7 +172,11 @@ def test_stencil_operator_matches_csr():
         stencil = operators.Operator(system, "stencil")
         v = torch.randn(system.n, dtype=torch.float64)
         assert torch.allclose(csr(v), stencil(v), rtol=1e-12)
-        assert drive("linear.cg", system, rtol=1e-8, operator="stencil")[0] == drive("linear.cg", system, rtol=1e-8)[0]
+        assert (drive("linear.cg", system, rtol=1e-8, operator="stencil")[0]
+                == drive("linear.cg", system, rtol=1e-8, operator="csr")[0])
+        assert operators.Operator(system, "auto").kind == "stencil"
+    heat = next(iter(heat_sequence(0, "cpu", torch.float64, n=4, steps=1).systems()))
+    assert operators.Operator(heat, "auto").kind == "csr"
 
 
 # --------------------------------------------------------------------------- bad input, budgets

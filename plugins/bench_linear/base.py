@@ -25,7 +25,7 @@ class Solver:
     name = "linear.solver"
     needs_symmetric = False
 
-    def __init__(self, operator: str = "csr", rtol: float = 0.0):
+    def __init__(self, operator: str = "auto", rtol: float = 0.0):
         self.operator = operator
         self.rtol = float(rtol)
         self.system = None

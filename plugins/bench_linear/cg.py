@@ -26,7 +26,7 @@ class ConjugateGradient(Solver):
     needs_symmetric = True
 
     def __init__(self, precond: str = "none", omega: float = 1.0, degree: int = 4,
-                 operator: str = "csr", rtol: float = 0.0):
+                 operator: str = "auto", rtol: float = 0.0):
         super().__init__(operator, rtol)
         self.precond_name, self.omega, self.degree = precond, omega, degree
         if precond != "none":

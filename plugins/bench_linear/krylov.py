@@ -78,7 +78,7 @@ class GMRES(Solver):
 
     name = "linear.gmres"
 
-    def __init__(self, restart: int = 30, operator: str = "csr", rtol: float = 0.0):
+    def __init__(self, restart: int = 30, operator: str = "auto", rtol: float = 0.0):
         super().__init__(operator, rtol)
         if restart < 1:
             raise ValueError("restart must be at least 1")

@@ -33,7 +33,7 @@ class BanditSOR(Solver):
     name = "linear.sor_bandit"
 
     def __init__(self, omegas=DEFAULT_OMEGAS, contextual: bool = False, horizon: int = 0,
-                 degree: int = 3, seed: int = -1, operator: str = "csr", rtol: float = 0.0):
+                 degree: int = 3, seed: int = -1, operator: str = "auto", rtol: float = 0.0):
         super().__init__(operator, rtol)
         if seed < 0:  # follow the trial's seed (the runner seeds numpy before building the solver)
             seed = int(np.random.randint(2**31 - 1))

@@ -26,7 +26,7 @@ class PolynomialGradient(Solver):
     needs_symmetric = True
 
     def __init__(self, degree: int = 4, precond: str = "none", precond_degree: int = 1,
-                 operator: str = "csr", rtol: float = 0.0):
+                 operator: str = "auto", rtol: float = 0.0):
         super().__init__(operator, rtol)
         if degree < 1:
             raise ValueError("degree must be at least 1")

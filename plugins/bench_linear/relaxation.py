@@ -26,7 +26,7 @@ class Jacobi(Solver):
 
     name = "linear.jacobi"
 
-    def __init__(self, omega: float = 1.0, operator: str = "csr", rtol: float = 0.0):
+    def __init__(self, omega: float = 1.0, operator: str = "auto", rtol: float = 0.0):
         super().__init__(operator, rtol)
         self.omega = float(omega)
 
@@ -54,7 +54,7 @@ class SOR(Solver):
 
     name = "linear.sor"
 
-    def __init__(self, omega: float = 1.5, symmetric: bool = False, operator: str = "csr",
+    def __init__(self, omega: float = 1.5, symmetric: bool = False, operator: str = "auto",
                  rtol: float = 0.0):
         super().__init__(operator, rtol)
         if not 0 < omega < 2:
@@ -123,7 +123,7 @@ class Chebyshev(Solver):
     needs_symmetric = True
 
     def __init__(self, lmin: float = 0.0, lmax: float = 0.0, lanczos_steps: int = 40,
-                 operator: str = "csr", rtol: float = 0.0):
+                 operator: str = "auto", rtol: float = 0.0):
         super().__init__(operator, rtol)
         self.lmin, self.lmax, self.lanczos_steps = float(lmin), float(lmax), int(lanczos_steps)
 

@@ -11,20 +11,20 @@ from .preconditioners import PRECONDITIONERS
 from .relaxation import SOR, Chebyshev, Jacobi
 
 
-def _cg(operator: str = "csr", rtol: float = 0.0):
+def _cg(operator: str = "auto", rtol: float = 0.0):
     return ConjugateGradient("none", operator=operator, rtol=rtol)
 
 
-def _pcg(precond: str = "jacobi", omega: float = 1.0, degree: int = 4, operator: str = "csr",
+def _pcg(precond: str = "jacobi", omega: float = 1.0, degree: int = 4, operator: str = "auto",
          rtol: float = 0.0):
     return ConjugateGradient(precond, omega, degree, operator, rtol)
 
 
-def _ssor(omega: float = 1.5, operator: str = "csr", rtol: float = 0.0):
+def _ssor(omega: float = 1.5, operator: str = "auto", rtol: float = 0.0):
     return SOR(omega, symmetric=True, operator=operator, rtol=rtol)
 
 
-def _sor(omega: float = 1.5, operator: str = "csr", rtol: float = 0.0):
+def _sor(omega: float = 1.5, operator: str = "auto", rtol: float = 0.0):
     return SOR(omega, symmetric=False, operator=operator, rtol=rtol)
 
 
