@@ -78,10 +78,6 @@ class _Bucket:
             mat = mat.T
         return mat.reshape(p.shape)
 
-    def stack(self, tensors) -> torch.Tensor:
-        """Stack parameter-shaped tensors into a (B, m, n) batch of canonical views."""
-        return torch.stack([self.view(t, i) for i, t in enumerate(tensors)])
-
 
 def _factor_kind(size: int, param_ndim: int, max_size: int) -> str:
     if size == 1:
