@@ -1,6 +1,6 @@
 """synthetic.logreg: multinomial logistic regression on scikit-learn's 8×8 digits (1797 images).
 
-The data ship with scikit-learn (no download). Features are standardized on the training split;
+The data ship with scikit-learn (no download). Features are standardized on the training split (pixels constant there are only centred);
 the split (80/20, stratified) and the minibatch order are fixed per seed. Loss: cross-entropy
 plus ``l2``/2 ‖W‖².
 """
@@ -23,7 +23,8 @@ class DigitsLogReg(bench_core.TrainingProblem):
 
         x, y = load_digits(return_X_y=True)
         x_tr, x_va, y_tr, y_va = train_test_split(x, y, test_size=val_fraction, random_state=seed, stratify=y)
-        mean, std = x_tr.mean(0), x_tr.std(0) + 1e-8
+        mean, std = x_tr.mean(0), x_tr.std(0)
+        std[std == 0] = 1.0  # pixels constant on the training split stay as they are
         as_x = lambda a: torch.tensor((a - mean) / std, device=device, dtype=dtype)  # noqa: E731
         as_y = lambda a: torch.tensor(a, device=device, dtype=torch.long)  # noqa: E731
         self.x_train, self.y_train = as_x(x_tr), as_y(y_tr)
