@@ -108,7 +108,7 @@ budget = { max_steps = 5 }
 [[optimizers]]
 name = "torch.sgd"
 """))
-    summary = run_suite(suite, tmp_path / "out", executor=RayExecutor(address=ray_head, grace_s=20.0))
+    summary = run_suite(suite, tmp_path / "out", executor=RayExecutor(address=ray_head, grace_s=10.0))
     df = read_trials(tmp_path / "out").set_index("problem")
     assert summary.ran == 2
     assert df.loc["scale.hang", "status"] == "timeout"
