@@ -24,6 +24,7 @@ import torch
 
 from .errors import BenchInputError
 from .registry import Registry, get_registry
+from .tuned_settings import TunedSettings
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32,
           "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -141,8 +142,6 @@ def parse_suite(data: dict, source: str, registry: Registry, filters: list[str] 
         grid = [dict(zip(sweep, combo)) for combo in itertools.product(*sweep.values())] or [{}]
         tuned = None
         if "hparams_from" in entry:  # per-problem settings written by `bench tune`
-            from .tuning import TunedSettings
-
             tuned_path = Path(source).parent / v.typed(entry["hparams_from"], str, f"{where}.hparams_from")
             tuned = TunedSettings.load(tuned_path, f"{source}: {where}.hparams_from")
         for point in grid:
