@@ -12,7 +12,8 @@ The public API third-party plugins use::
 """
 from .errors import BenchInputError, UnknownNameError
 from .hookspecs import hookimpl, hookspec
-from .problems import LinearSolver, LinearSystem, LinearSystemProblem, StopSolve, TrainingProblem, as_tensor
+from .problems import (LinearSolver, LinearSystem, LinearSystemProblem, StopSolve, TrainingProblem, as_tensor,
+                       csr_from_scipy)
 from .registry import (Registry, build_registry, get_registry, metric_spec, optimizer_spec,
                        problem_spec, set_registry)
 from .runner import TrialContext
@@ -23,6 +24,6 @@ __version__ = "0.1.0"
 __all__ = [
     "BenchInputError", "Choice", "LinearSolver", "LinearSystem", "LinearSystemProblem", "LogUniform",
     "MetricSpec", "OptimizerSpec", "ProblemSpec", "Registry", "StopSolve", "TrainingProblem",
-    "TrialContext", "Uniform", "UnknownNameError", "as_tensor", "build_registry", "get_registry",
+    "TrialContext", "Uniform", "UnknownNameError", "as_tensor", "csr_from_scipy", "build_registry", "get_registry",
     "hookimpl", "hookspec", "metric_spec", "optimizer_spec", "problem_spec", "set_registry",
 ]

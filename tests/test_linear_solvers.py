@@ -16,7 +16,7 @@ from bench_core.runner import run_trial
 from bench_core.suite import Trial
 from bench_linear import operators
 from bench_linear.base import SolverError
-from bench_linear.matrices import HostLinearSystem, spectrum
+from bench_linear.matrices import spectrum
 from bench_linear.plugin import bench_optimizers
 from bench_pde.diffusion import convdiff, jumping
 from bench_pde.heat import heat_sequence
@@ -202,10 +202,7 @@ def _bad_problem(seed, device, dtype, case: str = "nonsquare"):
         a = (lap + sp.diags([np.full(n - 1, 0.7)], [1])).tocsr()
         b = np.ones(n)
     a = a.tocsr()
-    A = operators.torch_csr(a, device, dtype)
-    system = HostLinearSystem(A=A, b=torch.from_numpy(b).to(device, dtype), name=f"bad-{case}",
-                              info={} if case != "nonsymmetric" else {})
-    system._scipy = a
+    system = bench_core.LinearSystem.from_scipy(a, b=b, device=device, dtype=dtype, name=f"bad-{case}")
     return bench_core.LinearSystemProblem([system])
 
 

@@ -13,37 +13,17 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 
 import bench_core
 
-from .operators import torch_csr
 
 GALLERY = ("airfoil", "bar", "knot", "unit_square", "unit_cube", "local_disc_galerkin_diffusion",
            "recirc_flow")
 SPACINGS = ("geometric", "uniform", "clustered")
 
 
-class HostLinearSystem(bench_core.LinearSystem):
-    """A LinearSystem whose A x runs through scipy's CSR kernel when x is a CPU float tensor
-    (torch's CPU CSR product is far slower on small systems); torch's product elsewhere."""
-
-    def matvec(self, x: torch.Tensor) -> torch.Tensor:
-        """A @ x."""
-        if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.dim() == 1:
-            a = self.scipy()
-            return torch.from_numpy(a @ x.detach().numpy()).to(x.dtype)
-        return self.A @ x
-
-
 def _system(a: sp.csr_matrix, x: np.ndarray, device, dtype, name: str, info: dict):
-    a = a.tocsr()
-    a.sort_indices()
-    system = HostLinearSystem(
-        A=torch_csr(a, device, dtype), b=torch.from_numpy(a @ x).to(device, dtype),
-        x_exact=torch.from_numpy(x).to(device, dtype), name=name, info=info)
-    system._scipy = a
-    return system
+    return bench_core.LinearSystem.from_scipy(a, x_exact=x, device=device, dtype=dtype, name=name, info=info)
 
 
 def spectrum_eigenvalues(n: int, condition: float, spacing: str) -> np.ndarray:

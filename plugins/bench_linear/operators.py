@@ -8,7 +8,6 @@ The solver code above these kernels is the same on every device.
 """
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -26,14 +25,7 @@ def host_path(t: torch.Tensor) -> bool:
 
 def torch_csr(a: sp.csr_matrix, device, dtype) -> torch.Tensor:
     """A scipy CSR matrix as a torch sparse CSR tensor."""
-    a = a.tocsr()
-    a.sort_indices()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-        return torch.sparse_csr_tensor(
-            torch.from_numpy(a.indptr.astype(np.int64)), torch.from_numpy(a.indices.astype(np.int64)),
-            torch.from_numpy(np.asarray(a.data, dtype=np.float64)), size=a.shape).to(device=device,
-                                                                                      dtype=dtype)
+    return bench_core.csr_from_scipy(a, device, dtype)
 
 
 def check_square(system: bench_core.LinearSystem, solver: str) -> None:

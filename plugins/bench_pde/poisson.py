@@ -8,11 +8,9 @@ This module also holds the helpers the other discretized problems of bench_pde s
 """
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 
 import bench_core
 
@@ -37,29 +35,6 @@ def poisson3d_matrix(n: int) -> sp.csr_matrix:
     return (a / h**2).tocsr()
 
 
-def scipy_to_torch_csr(a: sp.csr_matrix, device, dtype) -> torch.Tensor:
-    """A scipy CSR matrix as a torch sparse CSR tensor."""
-    a = a.tocsr()
-    a.sort_indices()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-        return torch.sparse_csr_tensor(
-            torch.from_numpy(a.indptr.astype(np.int64)), torch.from_numpy(a.indices.astype(np.int64)),
-            torch.from_numpy(a.data), size=a.shape).to(device=device, dtype=dtype)
-
-
-class HostLinearSystem(bench_core.LinearSystem):
-    """A LinearSystem whose A x runs through scipy's CSR kernel when x is a CPU float tensor
-    (torch's CPU CSR product is far slower on small systems); torch's product elsewhere."""
-
-    def matvec(self, x: torch.Tensor) -> torch.Tensor:
-        """A @ x."""
-        if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.dim() == 1:
-            a = self.scipy()
-            return torch.from_numpy(a @ x.detach().numpy()).to(x.dtype)
-        return self.A @ x
-
-
 def make_system(a: sp.csr_matrix, x: np.ndarray, device, dtype, name: str,
                 info: dict) -> bench_core.LinearSystem:
     """The system A x = b with b = A x (x is the exact solution), A kept as scipy CSR too.
@@ -67,13 +42,7 @@ def make_system(a: sp.csr_matrix, x: np.ndarray, device, dtype, name: str,
     ``info`` describes the matrix for solvers: ``symmetric``, ``spd``, and ``grid`` (the
     interior grid shape) with ``stencil`` when a matrix-free stencil applies.
     """
-    a = a.tocsr()
-    a.sort_indices()
-    system = HostLinearSystem(
-        A=scipy_to_torch_csr(a, device, dtype), b=torch.from_numpy(a @ x).to(device, dtype),
-        x_exact=torch.from_numpy(x).to(device, dtype), name=name, info=dict(info))
-    system._scipy = a
-    return system
+    return bench_core.LinearSystem.from_scipy(a, x_exact=x, device=device, dtype=dtype, name=name, info=info)
 
 
 def poisson2d(seed: int, device, dtype, n: int = 64) -> bench_core.LinearSystemProblem:
