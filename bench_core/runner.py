@@ -193,12 +193,7 @@ def _evaluate_training(problem: TrainingProblem, optimizer) -> dict:
 
 def _run_training(ctx: TrialContext, rec: _Recorder, spec, opt_spec) -> str:
     trial = ctx.trial
-    problem = spec.factory(seed=trial.seed, device=ctx.device, dtype=ctx.dtype, **trial.params)
-    if not isinstance(problem, TrainingProblem):
-        raise TypeError(f"problem {trial.problem!r} factory returned {type(problem).__name__},"
-                        " not a bench_core.TrainingProblem")
-    ctx.problem = problem
-    _seed_everything(trial.seed)
+    problem = _build_problem(ctx, spec, TrainingProblem)
     params = problem.parameters()
     kwargs = dict(trial.hparams)
     if "model" in opt_spec.requires:
@@ -265,6 +260,18 @@ def _run_training(ctx: TrialContext, rec: _Recorder, spec, opt_spec) -> str:
     return "ok"
 
 
+def _build_problem(ctx: TrialContext, spec, expected: type):
+    """Call the problem's factory, check what it returned, and seed every generator."""
+    trial = ctx.trial
+    problem = spec.factory(seed=trial.seed, device=ctx.device, dtype=ctx.dtype, **trial.params)
+    if not isinstance(problem, expected):
+        raise TypeError(f"problem {trial.problem!r} factory returned {type(problem).__name__},"
+                        f" not a bench_core.{expected.__name__}")
+    ctx.problem = problem
+    _seed_everything(trial.seed)
+    return problem
+
+
 def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
@@ -274,12 +281,7 @@ def _seed_everything(seed: int) -> None:
 # --------------------------------------------------------------------------- linear systems
 def _run_linear(ctx: TrialContext, rec: _Recorder, spec, opt_spec) -> str:
     trial = ctx.trial
-    problem = spec.factory(seed=trial.seed, device=ctx.device, dtype=ctx.dtype, **trial.params)
-    if not isinstance(problem, LinearSystemProblem):
-        raise TypeError(f"problem {trial.problem!r} factory returned {type(problem).__name__},"
-                        " not a bench_core.LinearSystemProblem")
-    ctx.problem = problem
-    _seed_everything(trial.seed)
+    problem = _build_problem(ctx, spec, LinearSystemProblem)
     solver = opt_spec.factory(**trial.hparams)
     ctx.optimizer = solver
     rec.warnings += ctx.registry.call_observers("bench_trial_start", trial=ctx)
