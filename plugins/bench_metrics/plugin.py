@@ -1,4 +1,4 @@
-"""Entry point of the bench_metrics plugin: memory metrics and the observer that resets them."""
+"""Entry point of the bench_metrics plugin: memory metrics and the observers that feed them."""
 from __future__ import annotations
 
 import bench_core
@@ -21,3 +21,9 @@ def bench_metrics():
 def bench_trial_start(trial):
     """Reset peak-memory counters."""
     memory.start(trial)
+
+
+@bench_core.hookimpl
+def bench_after_evaluation(trial, step, metrics):
+    """Sample the resident set (evaluations are outside the timed steps)."""
+    memory.sample(trial)
