@@ -43,3 +43,13 @@ def check_determinism(name: str, steps: int = 2, seeds_differ: bool = True, **pa
     with torch.no_grad():
         assert a.evaluate() == b.evaluate()
     assert torch.equal(flat(a), flat(b))
+
+
+def check_adamw_decreases_loss(name: str, steps: int = 15, lr: float = 1e-2, **params) -> None:
+    """`steps` AdamW steps lower the problem's evaluated loss."""
+    p = build(name, **params)
+    with torch.no_grad():
+        before = p.evaluate()["loss"]
+    adamw_losses(p, steps, lr=lr)
+    with torch.no_grad():
+        assert p.evaluate()["loss"] < before

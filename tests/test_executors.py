@@ -11,26 +11,8 @@ from bench_core.executors.process import ProcessExecutor
 from bench_core.session import run_suite
 from bench_core.store import read_trials
 from bench_core.suite import load_suite
-from test_executors_support import use_scale_registry
+from test_executors_support import SMALL, use_scale_registry
 
-SMALL = """
-name = "small"
-seeds = [0, 1]
-[[problems]]
-name = "synthetic.quadratic"
-params = { dim = 10, condition = 10.0 }
-budget = { max_steps = 60 }
-target = { loss = 1e-4 }
-[[problems]]
-name = "scale.sphere"
-budget = { max_steps = 20 }
-[[optimizers]]
-name = "torch.sgd"
-hparams = { lr = 0.1 }
-[[optimizers]]
-name = "torch.adam"
-hparams = { lr = 1e-2 }
-"""
 
 
 @pytest.fixture

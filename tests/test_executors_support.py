@@ -13,6 +13,27 @@ import bench_core
 SCALE_PLUGIN = Path(__file__).parent / "fixtures" / "scale_plugin"
 
 
+#: A small suite for the executor tests: a builtin problem and the fixture plugin's problem.
+SMALL = """
+name = "small"
+seeds = [0, 1]
+[[problems]]
+name = "synthetic.quadratic"
+params = { dim = 10, condition = 10.0 }
+budget = { max_steps = 60 }
+target = { loss = 1e-4 }
+[[problems]]
+name = "scale.sphere"
+budget = { max_steps = 20 }
+[[optimizers]]
+name = "torch.sgd"
+hparams = { lr = 0.1 }
+[[optimizers]]
+name = "torch.adam"
+hparams = { lr = 1e-2 }
+"""
+
+
 def install_scale_plugin(target: Path) -> Path:
     """pip-install the scale plugin (with its entry point) into `target`, for PYTHONPATH."""
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",

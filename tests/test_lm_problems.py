@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from _training_checks import adamw_losses, build, check_determinism
+from _training_checks import build, check_determinism, check_adamw_decreases_loss
 
 TINY = {
     "lm.char_gpt": {"size": "tiny", "eval_batches": 1},
@@ -81,12 +81,7 @@ def test_determinism_per_seed(name):
 
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_adamw_decreases_loss(name):
-    p = build(name, **TINY[name])
-    with torch.no_grad():
-        before = p.evaluate()["loss"]
-    adamw_losses(p, 15, lr=1e-2)
-    with torch.no_grad():
-        assert p.evaluate()["loss"] < before
+    check_adamw_decreases_loss(name, **TINY[name])
 
 
 def test_bfloat16_with_stochastic_rounding_runs():

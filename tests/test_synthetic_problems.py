@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from _training_checks import adamw_losses, build, check_determinism
+from _training_checks import adamw_losses, build, check_determinism, check_adamw_decreases_loss
 
 TINY = {
     "synthetic.matrix_sensing": {"n": 8, "rank": 2, "k": 4},
@@ -65,12 +65,7 @@ def test_determinism_per_seed(name):
 
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_adamw_decreases_loss(name):
-    p = build(name, **TINY[name])
-    with torch.no_grad():
-        before = p.evaluate()["loss"]
-    adamw_losses(p, 20, lr=1e-2)
-    with torch.no_grad():
-        assert p.evaluate()["loss"] < before
+    check_adamw_decreases_loss(name, steps=20, **TINY[name])
 
 
 def test_training_suites_parse():
