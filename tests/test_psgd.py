@@ -7,14 +7,14 @@ import torch
 
 import bench_core
 from bench_core.testing import check_optimizer
-from bench_optim import psgd
+from bench_optim import _tri_products, psgd
 from bench_optim.psgd import KronPSGD
 
 
 @pytest.fixture
 def small_leaf(monkeypatch):
     """Make the 2 × 2 block recursion of the triangular products run on tiny matrices."""
-    monkeypatch.setattr(psgd, "_LEAF", 2)
+    monkeypatch.setattr(_tri_products, "LEAF", 2)
 
 
 def test_block_kernels_match_dense(small_leaf):
@@ -24,9 +24,11 @@ def test_block_kernels_match_dense(small_leaf):
     x = torch.randn(3, 7, 4, generator=gen, dtype=torch.float64)
     a = torch.randn(3, 7, 5, generator=gen, dtype=torch.float64)
     b = torch.randn(3, 7, 5, generator=gen, dtype=torch.float64)
-    torch.testing.assert_close(psgd._tri_mm(q, x), q @ x)
-    torch.testing.assert_close(psgd._tri_mm(q, x, True), q.mT @ x)
-    torch.testing.assert_close(psgd._tri_tri(t, q), t @ q)
+    torch.testing.assert_close(psgd._left(q, "tri", x), q @ x)
+    torch.testing.assert_close(psgd._left(q, "tri", x, transpose=True), q.mT @ x)
+    torch.testing.assert_close(psgd._right(q, "tri", x.mT), x.mT @ q.mT)
+    torch.testing.assert_close(psgd._right(q, "tri", x.mT, transpose=True), x.mT @ q)
+    torch.testing.assert_close(_tri_products.tri_tri(t, q), t @ q)
     torch.testing.assert_close(psgd._upper_gram_diff(a, b), (a @ a.mT - b @ b.mT).triu())
     s = a @ a.mT + b @ b.mT
     bound = psgd._norm_lower_bound(a, b)

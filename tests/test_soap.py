@@ -8,6 +8,7 @@ import torch
 
 import bench_core
 from bench_core.testing import check_optimizer
+from bench_optim import _tri_products
 from bench_optim.soap import SOAP
 
 
@@ -47,6 +48,18 @@ def test_matches_reference_implementation(precondition_1d):
     # refreshes at steps 4, 7, 10 (s = 3, 6, 9); one QR call per factor size (4, 5, 6, 7) each time
     assert opt.bench_counters["qr_calls"] == 3 * 4
     assert opt.bench_counters["unpreconditioned_params"] == (0 if precondition_1d else 1)
+
+
+def test_blocked_factor_updates_match_dense_ones(monkeypatch):
+    """The upper-triangle (SYRK-like) factor updates give the trajectory of dense ones where the
+    first eigenbases are unique (factor null spaces of dimension <= 1); LEAF = 2 forces blocking."""
+    shapes = [(6, 5), (6, 5), (4, 5)]
+    kw = dict(lr=0.01, betas=(0.9, 0.95), precondition_frequency=3)
+    dense, _ = _trajectory(lambda p: SOAP(p, **kw), shapes, 10)
+    monkeypatch.setattr(_tri_products, "LEAF", 2)
+    blocked, _ = _trajectory(lambda p: SOAP(p, **kw), shapes, 10)
+    for a, b in zip(blocked, dense):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
 
 
 def test_same_shape_blocks_share_one_qr_call_per_size():

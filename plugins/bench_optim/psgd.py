@@ -28,19 +28,14 @@ import torch
 
 import bench_core
 
+from . import _tri_products as tp
+
 
 def _upper_gram_diff(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """triu(a aᵀ − b bᵀ) for batches a, b (…, k, n); only the upper blocks are multiplied."""
-    k = a.shape[-2]
-    if k <= _LEAF:
-        return (torch.matmul(a, a.transpose(-2, -1)) - torch.matmul(b, b.transpose(-2, -1))).triu_()
-    h = k // 2
-    out = torch.zeros(*a.shape[:-2], k, k, dtype=a.dtype, device=a.device)
-    out[..., :h, :h] = _upper_gram_diff(a[..., :h, :], b[..., :h, :])
-    out[..., h:, h:] = _upper_gram_diff(a[..., h:, :], b[..., h:, :])
-    out[..., :h, h:] = (torch.matmul(a[..., :h, :], a[..., h:, :].transpose(-2, -1))
-                        - torch.matmul(b[..., :h, :], b[..., h:, :].transpose(-2, -1)))
-    return out
+    """triu(a aᵀ − b bᵀ) for batches a, b (…, k, n), by two SYRKs (upper triangles only)."""
+    out = torch.empty(a.shape[0], a.shape[-2], a.shape[-2], dtype=a.dtype, device=a.device)
+    tp.syrk_upper_(out, a, 1.0, 0.0)
+    return tp.syrk_upper_(out, b, -1.0, 1.0).triu_()
 
 
 def _norm_lower_bound(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -87,45 +82,10 @@ def _factor_kind(size: int, param_ndim: int, max_size: int) -> str:
     return "tri"
 
 
-#: Below this size a triangular product is one plain matmul; above it the product is split in
-#: 2 × 2 blocks so that the zero block is skipped (about half the flops of a dense matmul).
-_LEAF = 256
-
-
-def _tri_mm(q, x, transpose=False):
-    """q @ x (or qᵀ @ x) for upper-triangular q (…, n, n) and dense x (…, n, k)."""
-    n = q.shape[-1]
-    if n <= _LEAF:
-        return torch.matmul(q.transpose(-2, -1) if transpose else q, x)
-    h = n // 2
-    q11, q12, q22 = q[..., :h, :h], q[..., :h, h:], q[..., h:, h:]
-    x1, x2 = x[..., :h, :], x[..., h:, :]
-    if transpose:
-        top = _tri_mm(q11, x1, True)
-        bottom = torch.matmul(q12.transpose(-2, -1), x1) + _tri_mm(q22, x2, True)
-    else:
-        top = _tri_mm(q11, x1) + torch.matmul(q12, x2)
-        bottom = _tri_mm(q22, x2)
-    return torch.cat([top, bottom], dim=-2)
-
-
-def _tri_tri(a, b):
-    """a @ b for upper-triangular a and b (…, n, n); the result is upper triangular."""
-    n = a.shape[-1]
-    if n <= _LEAF:
-        return torch.matmul(a, b)
-    h = n // 2
-    out = torch.zeros_like(b)
-    out[..., :h, :h] = _tri_tri(a[..., :h, :h], b[..., :h, :h])
-    out[..., h:, h:] = _tri_tri(a[..., h:, h:], b[..., h:, h:])
-    out[..., :h, h:] = _tri_mm(a[..., :h, :h], b[..., :h, h:]) + torch.matmul(a[..., :h, h:], b[..., h:, h:])
-    return out
-
-
 def _left(q, kind, x, transpose=False):
     """Q_L x (or Q_Lᵀ x) for a batch x (B, m, n)."""
     if kind == "tri":
-        return _tri_mm(q, x, transpose)
+        return tp.trmm(q, x, transpose=transpose)
     if kind == "diag":
         return q[:, :, None] * x
     return x
@@ -134,7 +94,7 @@ def _left(q, kind, x, transpose=False):
 def _right(q, kind, x, transpose=False):
     """x Q_Rᵀ (or x Q_R) for a batch x (B, m, n)."""
     if kind == "tri":
-        return _tri_mm(q, x.transpose(-2, -1), transpose).transpose(-2, -1)
+        return tp.trmm(q, x, right=True, transpose=not transpose)
     if kind == "diag":
         return x * q[:, None, :]
     return x
@@ -163,7 +123,7 @@ def _update_tri(q, a, b, lr, eps):
     Q − lr · triu(A Aᵀ − B Bᵀ) Q / ‖A Aᵀ + B Bᵀ‖; returns the new factor."""
     norm = _norm_lower_bound(a, b)
     step = _upper_gram_diff(a, b).mul_((lr / (norm + eps))[:, None, None])
-    return q - _tri_tri(step, q)
+    return q - tp.tri_tri(step, q)
 
 
 def _update_diag(q, term1, term2, lr, eps):

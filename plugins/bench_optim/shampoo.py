@@ -16,8 +16,8 @@ Update rule, per block G (r × c) of a parameter's gradient (at most block_size 
         (adam: M̂ / (√v̂ + ε_g) with v the Adam second moment; sgd: M̂)
     W ← (1 − lr·wd) W − lr · D       (before start_preconditioning_step: D = grafting direction)
 
-Speed: blocks of the same shape are stacked and updated with one batched matmul (baddbmm/bmm);
-every refresh does one ``torch.linalg.eigh`` per distinct factor size; per-parameter first-order
+Speed: blocks of the same shape are stacked; the factors are updated with SYRK (``_tri_products``: half
+the flops of a matmul, upper triangle only) and preconditioned with one batched matmul; every refresh does one ``torch.linalg.eigh`` per distinct factor size; per-parameter first-order
 state uses foreach ops.
 
 Failure modes, counted in ``bench_counters``: a factor with NaN/Inf is not decomposed and keeps
@@ -45,6 +45,7 @@ import torch
 
 import bench_core
 
+from . import _tri_products as tp
 from . import _kron_util as ku
 
 
@@ -219,11 +220,9 @@ class Shampoo(torch.optim.Optimizer):
             G = ku.work(plan.gather(grads, g))
             if g.order == 1:
                 G = G.unsqueeze(-1)
-            L = gst["factors"]["L" + _key(key)]
-            L.baddbmm_(G, G.mT, beta=beta2, alpha=alpha)
+            tp.syrk_upper_(gst["factors"]["L" + _key(key)], G, alpha, beta2)
             if g.order == 2:
-                R = gst["factors"]["R" + _key(key)]
-                R.baddbmm_(G.mT, G, beta=beta2, alpha=alpha)
+                tp.syrk_upper_(gst["factors"]["R" + _key(key)], G.mT, alpha, beta2)
 
     def _exponent(self, group, order: int) -> float:
         return float(group["exponent_override"] or 2 * order)
@@ -235,7 +234,7 @@ class Shampoo(torch.optim.Optimizer):
         for key, g in plan.groups.items():
             for side in ("LR" if g.order == 2 else "L"):
                 names.append((side + _key(key), g.order))
-                mats.append(gst["factors"][side + _key(key)] * scale)
+                mats.append(tp.symmetrize_upper(gst["factors"][side + _key(key)]).mul_(scale))
         bases = gst.setdefault("bases", {})
         if group["root_method"] == "qr" and all(name in bases for name, _ in names):
             found = ku.qr_eigh_by_size(mats, [bases[name] for name, _ in names], self.bench_counters)

@@ -17,7 +17,8 @@ The reference code keeps M in the original space and projects it every step; her
 the eigenbasis and moved into the new basis at each refresh (M' ← Q_L,newᵀ (Q_L,old M' Q_R,oldᵀ)
 Q_R,new), which is the same quantity with two matmuls per block fewer per step (four more per
 refresh).
-Same-shape blocks are stacked and multiplied with bmm; one eigh / QR call per factor size.
+Same-shape blocks are stacked and multiplied with bmm; the factors are updated with SYRK
+(``_tri_products``: upper triangle only, half the flops); one eigh / QR call per factor size.
 Failure modes, counted in ``bench_counters``: non-finite factors keep their previous basis
 (``nonfinite_factors``), the initial eigh retries in float64 and falls back to the identity basis
 (``eigh_fp64_retries``, ``eigh_failures``), a QR with non-finite output keeps the previous basis
@@ -29,6 +30,7 @@ import torch
 
 import bench_core
 
+from . import _tri_products as tp
 from . import _kron_util as ku
 
 
@@ -161,9 +163,9 @@ class SOAP(torch.optim.Optimizer):
     @staticmethod
     def _update_factors(st, k: str, G: torch.Tensor, order: int, sbeta: float) -> None:
         X = G.unsqueeze(-1) if order == 1 else G
-        st["factors"]["L" + k].baddbmm_(X, X.mT, beta=sbeta, alpha=1 - sbeta)
+        tp.syrk_upper_(st["factors"]["L" + k], X, 1 - sbeta, sbeta)
         if order == 2:
-            st["factors"]["R" + k].baddbmm_(X.mT, X, beta=sbeta, alpha=1 - sbeta)
+            tp.syrk_upper_(st["factors"]["R" + k], X.mT, 1 - sbeta, sbeta)
 
     def _init_state(self, plan, grads, group, sbeta) -> dict:
         st: dict = {"factors": {}, "Q": {}, "exp_avg": {}, "exp_avg_sq": {}}
@@ -178,7 +180,7 @@ class SOAP(torch.optim.Optimizer):
             st["exp_avg_sq"][k] = torch.zeros_like(G)
             for side in ("LR" if g.order == 2 else "L"):
                 names.append(side + k)
-                mats.append(st["factors"][side + k])
+                mats.append(tp.symmetrize_upper(st["factors"][side + k]))
         for name, (evals, evecs, ok) in zip(names, ku.eigh_by_size(mats, self.bench_counters)):
             n = evecs.shape[-1]
             eye = torch.eye(n, dtype=evecs.dtype, device=evecs.device)
@@ -193,7 +195,7 @@ class SOAP(torch.optim.Optimizer):
             k = _key(key)
             for side in ("LR" if g.order == 2 else "L"):
                 name = side + k
-                F, Q = st["factors"][name], st["Q"][name]
+                F, Q = tp.symmetrize_upper(st["factors"][name]), st["Q"][name]
                 finite = torch.isfinite(F).all(-1).all(-1)
                 nbad = int((~finite).sum())
                 if nbad:
