@@ -54,8 +54,7 @@ def trmm(q: torch.Tensor, x: torch.Tensor, right: bool = False, transpose: bool 
 def _trmm_into(out, q, x, transpose):
     n = q.shape[-1]
     if n <= LEAF:
-        torch.matmul(q.mT if transpose else q, x, out=out) if out.is_contiguous() else \
-            out.copy_(torch.matmul(q.mT if transpose else q, x))
+        out.baddbmm_(q.mT if transpose else q, x, beta=0.0)  # beta 0: out's contents are ignored
         return
     h = n // 2
     top, bottom = out[..., :h, :], out[..., h:, :]
@@ -72,14 +71,20 @@ def _trmm_into(out, q, x, transpose):
 
 def tri_tri(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """a @ b for upper-triangular a and b (…, n, n); the result is upper triangular."""
+    out = torch.zeros(b.shape, dtype=torch.result_type(a, b), device=b.device)
+    _tri_tri_into(out, a, b)
+    return out
+
+
+def _tri_tri_into(out, a, b):
+    """Writes a @ b into the upper triangle of out (zero below the diagonal)."""
     n = a.shape[-1]
     if n <= LEAF:
-        return torch.matmul(a, b)
+        out.baddbmm_(a, b, beta=0.0)
+        return
     h = n // 2
-    out = torch.zeros_like(b)
-    out[..., :h, :h] = tri_tri(a[..., :h, :h], b[..., :h, :h])
-    out[..., h:, h:] = tri_tri(a[..., h:, h:], b[..., h:, h:])
+    _tri_tri_into(out[..., :h, :h], a[..., :h, :h], b[..., :h, :h])
+    _tri_tri_into(out[..., h:, h:], a[..., h:, h:], b[..., h:, h:])
     top_right = out[..., :h, h:]
     _trmm_into(top_right, a[..., :h, :h], b[..., :h, h:], False)
-    top_right.baddbmm_(a[..., :h, h:], b[..., h:, h:])
-    return out
+    top_right.add_(trmm(b[..., h:, h:], a[..., :h, h:], right=True))
