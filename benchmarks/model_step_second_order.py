@@ -11,14 +11,17 @@ processes hits all of them alike. Prints the median ms/step over blocks and the 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
 import bench_core
+
+try:
+    from benchmarks._timing import TimedRunner, interleave, print_table
+except ImportError:  # run as a script: benchmarks/ itself is on sys.path
+    from _timing import TimedRunner, interleave, print_table
 
 
 def mlp(width: int, depth: int, classes: int = 10) -> torch.nn.Module:
@@ -38,7 +41,7 @@ def cnn(channels: int, classes: int = 10) -> torch.nn.Module:
         torch.nn.Flatten(), torch.nn.Linear(channels * 8 * 8, classes))
 
 
-class Runner:
+class Runner(TimedRunner):
     """One optimizer on its own copy of the model, stepped on a fixed batch."""
 
     def __init__(self, label, make_opt, args):
@@ -60,12 +63,9 @@ class Runner:
         loss.backward()
         return loss
 
-    def run(self, steps, record=True):
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            self.opt.step(self.closure)
-        if record:
-            self.times.append((time.perf_counter() - t0) * 1e3 / steps)
+    def one_step(self) -> None:
+        """One optimizer step with the closure (forward and backward inside)."""
+        self.opt.step(self.closure)
 
 
 def main(argv=None) -> int:
@@ -96,17 +96,8 @@ def main(argv=None) -> int:
     print(f"{args.model} width {args.width} depth {args.depth} batch {args.batch} ({n_params / 1e6:.2f}M params), "
           f"threads {torch.get_num_threads()}, {args.steps} steps x {args.repeats} blocks after {args.warmup} warm-up",
           flush=True)
-    for r in runners:
-        r.run(args.warmup, record=False)
-    for rep in range(args.repeats):
-        for r in runners:
-            r.run(args.steps)
-        print(f"  block {rep + 1}: " + ", ".join(f"{r.label} {r.times[-1]:.1f}" for r in runners), flush=True)
-    anchor = runners[0]
-    print(f"\n{'method':<24}{'ms/step':>10}{'x AdamW':>10}")
-    for r in runners:
-        ratio = statistics.median(t / a for t, a in zip(r.times, anchor.times))
-        print(f"{r.label:<24}{statistics.median(r.times):>10.1f}{ratio:>10.2f}")
+    interleave(runners, args.warmup, args.steps, args.repeats)
+    print_table(runners)
     for r in runners[1:]:
         counters = getattr(r.opt, "bench_counters", None)
         if counters:

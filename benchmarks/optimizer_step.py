@@ -20,9 +20,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 
 import torch
+
+try:
+    from benchmarks._timing import TimedRunner, interleave, print_table
+except ImportError:  # run as a script: benchmarks/ itself is on sys.path
+    from _timing import TimedRunner, interleave, print_table
 
 
 def _adamw(params, args):
@@ -115,7 +119,7 @@ def _factory(name: str):
     return lambda params, args: spec.factory(params, **spec.defaults)
 
 
-class Runner:
+class Runner(TimedRunner):
     """One optimizer on its own copy of the parameter set, stepped with cycled random gradients."""
 
     def __init__(self, label: str, factory, args, device):
@@ -129,22 +133,12 @@ class Runner:
         self.device = device
         self.times: list[float] = []
 
-    def _sync(self):
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-
-    def run(self, steps: int, record: bool = True) -> None:
-        """`steps` steps; appends ms/step to ``times`` when `record`."""
-        self._sync()
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            for p, g in zip(self.params, self.grads[self.k % len(self.grads)]):
-                p.grad = g
-            self.opt.step()
-            self.k += 1
-        self._sync()
-        if record:
-            self.times.append((time.perf_counter() - t0) * 1e3 / steps)
+    def one_step(self) -> None:
+        """Set the next gradient set and take one optimizer step."""
+        for p, g in zip(self.params, self.grads[self.k % len(self.grads)]):
+            p.grad = g
+        self.opt.step()
+        self.k += 1
 
 
 def main(argv=None) -> int:
@@ -183,19 +177,9 @@ def main(argv=None) -> int:
     print(f"width {args.width} ({n_params / 1e6:.1f}M params), device {device}, threads "
           f"{torch.get_num_threads()}, frequency {args.frequency}, block {args.block_size}, "
           f"{args.steps} steps x {args.repeats} blocks after {warmup} warm-up steps", flush=True)
-    for r in runners:
-        r.run(warmup, record=False)
-    for rep in range(args.repeats):
-        for r in runners:
-            r.run(args.steps)
-        print(f"  block {rep + 1}: " + ", ".join(f"{r.label} {r.times[-1]:.1f}" for r in runners), flush=True)
-
+    interleave(runners, warmup, args.steps, args.repeats)
+    print_table(runners)
     by_label = {r.label: r for r in runners}
-    anchor = by_label["torch.AdamW(foreach)"]
-    print(f"\n{'method':<24}{'ms/step':>10}{'x AdamW':>10}")
-    for r in runners:
-        ratio = statistics.median(t / a for t, a in zip(r.times, anchor.times))
-        print(f"{r.label:<24}{statistics.median(r.times):>10.1f}{ratio:>10.2f}")
     for own, ref in pairs:
         speedup = statistics.median(b / a for a, b in zip(by_label[own].times, by_label[ref].times))
         print(f"{own} is {speedup:.2f}x faster than {ref} (median of per-block ratios)")

@@ -1,0 +1,36 @@
+"""The step-timing scripts of benchmarks/ run end to end on tiny sizes and print their tables
+(they are measured by hand, never timed here)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # benchmarks/ is a folder of the repository, not an installed package
+
+from benchmarks import optimizer_step, train_step  # noqa: E402
+
+
+def test_optimizer_step_prints_ratios_to_adamw_and_the_reference(capsys):
+    assert optimizer_step.main(["--width", "8", "--steps", "2", "--repeats", "1", "--frequency", "2",
+                                "--optimizers", "shampoo,soap,psgd", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    for label in ("torch.AdamW(foreach)", "shampoo", "po.ScalableShampoo", "soap", "po.SOAP", "psgd", "po.Kron"):
+        assert f"\n{label} " in out
+    assert "soap is " in out and "x faster than po.SOAP" in out
+    assert "'preconditioner_refreshes': " in out  # shampoo's counters
+
+
+def test_train_step_times_whole_steps_against_fused_adamw(capsys):
+    assert train_step.main(["--problem", "lm.char_gpt", "--param", "size=tiny", "--optimizers", "soap,shampoo",
+                            "--frequency", "2", "--steps", "2", "--repeats", "2", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[-3:]}
+    assert set(rows) == {"torch.AdamW(fused)", "soap", "shampoo"}
+    assert float(rows["torch.AdamW(fused)"][1]) == 1.0
+    assert all(float(v[0]) > 0 for v in rows.values())
+
+
+def test_train_step_rejects_a_malformed_param(capsys):
+    assert train_step.main(["--param", "size"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
