@@ -34,3 +34,12 @@ def test_train_step_times_whole_steps_against_fused_adamw(capsys):
 def test_train_step_rejects_a_malformed_param(capsys):
     assert train_step.main(["--param", "size"]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
+
+
+def test_tri_products_compares_each_kernel_with_its_dense_matmul(capsys):
+    from benchmarks import tri_products
+
+    assert tri_products.main(["--n", "16", "--k", "4", "--leaves", "4,16", "--steps", "1", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    for kernel in ("gram", "trmm", "tri_tri"):
+        assert f"\n{kernel} dense " in out and f"\n{kernel} leaf 4 " in out and f"\n{kernel} leaf 16 " in out
