@@ -289,3 +289,27 @@ def tensor_bytes(obj) -> int:
         return 0
 
     return walk(obj)
+
+
+class GroupStepOptimizer(torch.optim.Optimizer):
+    """Base of the blocked Kronecker optimizers (Shampoo, SOAP): ``step`` runs the subclass's
+    ``_step_group(index, group)`` on every group with a trainable parameter."""
+
+    def _step_group(self, gi: int, group: dict) -> None:
+        raise NotImplementedError
+
+    def state_bytes(self) -> int:
+        """Bytes of all optimizer state as actually stored."""
+        return tensor_bytes(list(self.state.values()))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One step; returns the closure's loss when a closure is given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for gi, group in enumerate(self.param_groups):
+            if any(p.requires_grad for p in group["params"]):
+                self._step_group(gi, group)
+        return loss

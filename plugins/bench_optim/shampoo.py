@@ -53,7 +53,7 @@ def _key(shape: tuple) -> str:
     return "x".join(str(s) for s in shape)
 
 
-class Shampoo(torch.optim.Optimizer):
+class Shampoo(ku.GroupStepOptimizer):
     """Blocked Shampoo with grafting; see the module docstring for the update rule."""
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), epsilon: float = 1e-12,
@@ -125,23 +125,7 @@ class Shampoo(torch.optim.Optimizer):
         """Bytes of the Kronecker factors and inverse roots (quantized where 4-bit)."""
         return ku.tensor_bytes([s["shampoo"] for s in self.state.values() if "shampoo" in s])
 
-    def state_bytes(self) -> int:
-        """Bytes of all optimizer state as actually stored (4-bit factors at their packed size)."""
-        return ku.tensor_bytes(list(self.state.values()))
-
     # ------------------------------------------------------------------ step
-    @torch.no_grad()
-    def step(self, closure=None):
-        """One Shampoo step; returns the closure's loss when a closure is given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for gi, group in enumerate(self.param_groups):
-            if any(p.requires_grad for p in group["params"]):
-                self._step_group(gi, group)
-        return loss
-
     def _step_group(self, gi: int, group: dict) -> None:
         params, plan, gst = self._plan(gi, group)
         active = [p.grad is not None for p in params]

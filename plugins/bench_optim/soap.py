@@ -38,7 +38,7 @@ def _key(shape: tuple) -> str:
     return "x".join(str(s) for s in shape)
 
 
-class SOAP(torch.optim.Optimizer):
+class SOAP(ku.GroupStepOptimizer):
     """Adam in Shampoo's eigenbasis; see the module docstring for the update rule."""
 
     def __init__(self, params, lr: float = 3e-3, betas=(0.95, 0.95), shampoo_beta: float | None = None,
@@ -70,22 +70,6 @@ class SOAP(torch.optim.Optimizer):
                 self.bench_counters["unpreconditioned_params"] += len(plan.diagonal)
             self._plans[gi] = cached = ([id(p) for p in params], plan)
         return params, cached[1]
-
-    def state_bytes(self) -> int:
-        """Bytes of all optimizer state tensors."""
-        return ku.tensor_bytes(list(self.state.values()))
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        """One SOAP step; returns the closure's loss when a closure is given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for gi, group in enumerate(self.param_groups):
-            if any(p.requires_grad for p in group["params"]):
-                self._step_group(gi, group)
-        return loss
 
     # ------------------------------------------------------------------ one group
     def _step_group(self, gi: int, group: dict) -> None:
