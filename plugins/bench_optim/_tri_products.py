@@ -52,40 +52,42 @@ def trmm(q: torch.Tensor, x: torch.Tensor, right: bool = False, transpose: bool 
     return out
 
 
-def _trmm_into(out, q, x, transpose):
+def _trmm_into(out, q, x, transpose, beta=0.0):
+    """out ← β·out + op(q)·x by the block recursion (β = 0: out's contents are ignored)."""
     n = q.shape[-1]
     if n <= LEAF:
-        out.baddbmm_(q.mT if transpose else q, x, beta=0.0)  # beta 0: out's contents are ignored
+        out.baddbmm_(q.mT if transpose else q, x, beta=beta)
         return
     h = n // 2
     top, bottom = out[..., :h, :], out[..., h:, :]
     x1, x2 = x[..., :h, :], x[..., h:, :]
     if transpose:  # [q11ᵀ 0; q12ᵀ q22ᵀ] x
-        _trmm_into(top, q[..., :h, :h], x1, True)
-        _trmm_into(bottom, q[..., h:, h:], x2, True)
+        _trmm_into(top, q[..., :h, :h], x1, True, beta)
+        _trmm_into(bottom, q[..., h:, h:], x2, True, beta)
         bottom.baddbmm_(q[..., :h, h:].mT, x1)
     else:  # [q11 q12; 0 q22] x
-        _trmm_into(top, q[..., :h, :h], x1, False)
+        _trmm_into(top, q[..., :h, :h], x1, False, beta)
         top.baddbmm_(q[..., :h, h:], x2)
-        _trmm_into(bottom, q[..., h:, h:], x2, False)
+        _trmm_into(bottom, q[..., h:, h:], x2, False, beta)
 
 
 def tri_tri(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """a @ b for upper-triangular a and b (…, n, n); the result is upper triangular."""
-    out = torch.zeros(b.shape, dtype=torch.result_type(a, b), device=b.device)
+    out = torch.empty(b.shape, dtype=torch.result_type(a, b), device=b.device)
     _tri_tri_into(out, a, b)
     return out
 
 
 def _tri_tri_into(out, a, b):
-    """Writes a @ b into the upper triangle of out (zero below the diagonal)."""
+    """Writes a @ b into out, the upper triangle and zeros below it (out's contents are ignored)."""
     n = a.shape[-1]
     if n <= LEAF:
-        out.baddbmm_(a, b, beta=0.0)
+        out.baddbmm_(a, b, beta=0.0)  # zero below the diagonal, as a and b are
         return
     h = n // 2
+    out[..., h:, :h].zero_()
     _tri_tri_into(out[..., :h, :h], a[..., :h, :h], b[..., :h, :h])
     _tri_tri_into(out[..., h:, h:], a[..., h:, h:], b[..., h:, h:])
-    top_right = out[..., :h, h:]
+    top_right = out[..., :h, h:]  # a11 b12 + a12 b22, the second as (b22ᵀ a12ᵀ)ᵀ
     _trmm_into(top_right, a[..., :h, :h], b[..., :h, h:], False)
-    top_right.add_(trmm(b[..., h:, h:], a[..., :h, h:], right=True))
+    _trmm_into(top_right.mT, b[..., h:, h:], a[..., :h, h:].mT, True, beta=1.0)
