@@ -34,6 +34,10 @@ def test_block_kernels_match_dense(small_leaf):
     bound = psgd._norm_lower_bound(a, b)
     exact = torch.linalg.matrix_norm(s, ord=2)
     assert torch.all(bound <= exact * (1 + 1e-12)) and torch.all(bound >= exact / 7 ** 0.5)
+    for per_matrix in (True, False):  # the CPU's torch.mv loop and the batched (GPU) path agree
+        torch.testing.assert_close(psgd._norm_lower_bound(a, b, per_matrix=per_matrix), bound)
+        torch.testing.assert_close(psgd._norm_lower_bound(a.mT, b.mT, per_matrix=per_matrix),
+                                   psgd._norm_lower_bound(a.mT, b.mT, per_matrix=not per_matrix))
 
 
 def _dense_reference_steps(w0, grads, vs, lr, beta, precond_lr):

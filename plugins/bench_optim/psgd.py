@@ -38,14 +38,17 @@ def _upper_gram_diff(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return tp.syrk_upper_(out, b, -1.0, 1.0).triu_()
 
 
-def _norm_lower_bound(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def _norm_lower_bound(a: torch.Tensor, b: torch.Tensor, per_matrix: bool | None = None) -> torch.Tensor:
     """A lower bound of the spectral norm of each S = a aᵀ + b bᵀ in the batch (a, b: (B, k, n)),
     without forming S: ‖S x‖ for x the normalized row of S with the largest diagonal entry
-    (within a small factor of ‖S‖ for such positive semi-definite matrices)."""
+    (within a small factor of ‖S‖ for such positive semi-definite matrices). ``per_matrix``
+    (default: on the CPU) loops over the batch with matrix-vector products instead of bmm."""
     rows = (torch.linalg.vecdot(a, a) + torch.linalg.vecdot(b, b)).argmax(dim=-1)
     tiny = torch.finfo(a.dtype).tiny
-    if a.device.type == "cpu":  # matrix-vector products one matrix at a time: the CPU's batched
-        out = []                # matmul with one column runs 3-5x slower than torch.mv
+    if per_matrix is None:  # on the CPU the batched matmul with one column runs 3-5x slower than mv
+        per_matrix = a.device.type == "cpu"
+    if per_matrix:
+        out = []
         for ai, bi, r in zip(a, b, rows.tolist()):
             x = torch.mv(ai, ai[r]) + torch.mv(bi, bi[r])
             x = x / torch.linalg.vector_norm(x).clamp_min(tiny)
