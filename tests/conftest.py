@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -40,3 +41,12 @@ def write_suite(tmp_path):
         path.write_text(text)
         return path
     return write
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test: on small problems extra threads only add contention."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

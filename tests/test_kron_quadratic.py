@@ -11,13 +11,7 @@ from bench_optim.soap import SOAP
 from bench_synthetic.kron_quadratic import KronQuadratic
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small matrices: one thread is faster and steadier on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small problems: one thread is faster and steadier
 
 
 def test_construction():

@@ -15,12 +15,7 @@ import bench_core
 from bench_core.testing import check_optimizer
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small problems: one thread is faster and steadier
 
 
 def test_po_catalogue_is_complete_with_library_defaults():

@@ -21,13 +21,7 @@ from bench_optim.mezo import MeZO
 from bench_optim.polyak import SANIA, Polyak
 from bench_optim.sam import SAM
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These problems are tiny: on a shared 2-core machine extra threads only add contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small problems: one thread is faster and steadier
 
 
 OWN = ["diffgrad", "adahessian", "sam", "asam", "mezo", "deepzero", "mars", "mars_exact", "polyak", "sania",

@@ -13,13 +13,7 @@ from bench_optim import _kron_util as ku
 from bench_optim.shampoo import Shampoo
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small matrices: one thread is faster and steadier on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small problems: one thread is faster and steadier
 
 
 def _grads(shapes, steps, seed=0):

@@ -12,13 +12,7 @@ from bench_optim import _tri_products
 from bench_optim.soap import SOAP
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small matrices: one thread is faster and steadier on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small problems: one thread is faster and steadier
 
 
 def _trajectory(make, shapes, steps, seed=0):

@@ -12,6 +12,8 @@ Small, documented API (other optimizer modules of this plugin may import it):
 - ``work(t)``: the dtype the preconditioner math runs in (half precision -> float32).
 - ``robust_eigh(mats, counters)``: batched ``torch.linalg.eigh`` with a float64 retry for the
   matrices that fail, and a mask of those that failed even then (counted, never silent).
+- ``by_size(stacks, fn, *paired)``: one call of fn per distinct matrix size over a list of
+  (B_i, n, n) stacks, split back per stack (used by the two below and SOAP's QR refresh).
 - ``eigh_by_size(mats_list, counters)``: one eigh call per distinct matrix size over a list of
   (B_i, n_i, n_i) stacks.
 - ``qr_eigh_by_size(mats_list, basis_list, counters)``: the cheap alternative: one warm-started
@@ -169,24 +171,32 @@ def robust_eigh(mats: torch.Tensor, counters: dict | None = None):
     return evals, evecs, ok
 
 
+def by_size(stacks: list[torch.Tensor], fn, *paired: list[torch.Tensor]) -> list[tuple]:
+    """Call ``fn`` once per distinct (size, dtype) of the (B_i, n_i, n_i) ``stacks``, on their
+    concatenation (and on that of the matching entries of each ``paired`` list); ``fn`` returns a
+    tuple of batched results, which are split back per stack. Returns them in ``stacks``'s order."""
+    groups: dict[tuple, list[int]] = {}
+    for j, m in enumerate(stacks):
+        groups.setdefault((m.shape[-1], m.dtype), []).append(j)
+    out: list = [None] * len(stacks)
+    for idx in groups.values():
+        def cat(items):
+            return torch.cat([items[j] for j in idx]) if len(idx) > 1 else items[idx[0]]
+        results = fn(cat(stacks), *(cat(items) for items in paired))
+        start = 0
+        for j in idx:
+            b = stacks[j].shape[0]
+            out[j] = tuple(r[start:start + b] for r in results)
+            start += b
+    return out
+
+
 def eigh_by_size(mats_list: list[torch.Tensor], counters: dict | None = None):
     """``robust_eigh`` over several (B_i, n_i, n_i) stacks with one call per distinct size n.
 
     Returns a list of (evals, evecs, ok) in the order of ``mats_list``.
     """
-    by_size: dict[tuple, list[int]] = {}
-    for j, m in enumerate(mats_list):
-        by_size.setdefault((m.shape[-1], m.dtype), []).append(j)
-    out: list = [None] * len(mats_list)
-    for idx in by_size.values():
-        cat = torch.cat([mats_list[j] for j in idx]) if len(idx) > 1 else mats_list[idx[0]]
-        evals, evecs, ok = robust_eigh(cat, counters)
-        start = 0
-        for j in idx:
-            b = mats_list[j].shape[0]
-            out[j] = (evals[start:start + b], evecs[start:start + b], ok[start:start + b])
-            start += b
-    return out
+    return by_size(mats_list, lambda mats: robust_eigh(mats, counters))
 
 
 def qr_eigh_by_size(mats_list: list[torch.Tensor], basis_list: list[torch.Tensor],
@@ -199,13 +209,7 @@ def qr_eigh_by_size(mats_list: list[torch.Tensor], basis_list: list[torch.Tensor
     with non-finite entries or output are flagged (ok False; ``nonfinite_factors``, ``qr_failures``).
     Returns a list of (evals, evecs, ok) in the order of ``mats_list``.
     """
-    by_size: dict[tuple, list[int]] = {}
-    for j, m in enumerate(mats_list):
-        by_size.setdefault((m.shape[-1], m.dtype), []).append(j)
-    out: list = [None] * len(mats_list)
-    for idx in by_size.values():
-        A = torch.cat([mats_list[j] for j in idx]) if len(idx) > 1 else mats_list[idx[0]]
-        Q0 = torch.cat([basis_list[j] for j in idx]) if len(idx) > 1 else basis_list[idx[0]]
+    def power_qr(A, Q0):
         finite = torch.isfinite(A).all(-1).all(-1)
         _count(counters, "nonfinite_factors", int((~finite).sum()))
         _count(counters, "qr_calls", 1)
@@ -213,12 +217,9 @@ def qr_eigh_by_size(mats_list: list[torch.Tensor], basis_list: list[torch.Tensor
         evals = (q * torch.bmm(A, q)).sum(-2)
         ok = finite & torch.isfinite(q).all(-1).all(-1) & torch.isfinite(evals).all(-1)
         _count(counters, "qr_failures", int((finite & ~ok).sum()))
-        start = 0
-        for j in idx:
-            b = mats_list[j].shape[0]
-            out[j] = (evals[start:start + b], q[start:start + b], ok[start:start + b])
-            start += b
-    return out
+        return evals, q, ok
+
+    return by_size(mats_list, power_qr, basis_list)
 
 
 def inverse_root(evals: torch.Tensor, evecs: torch.Tensor, exponent: float, epsilon: float) -> torch.Tensor:

@@ -197,20 +197,12 @@ class SOAP(ku.GroupStepOptimizer):
                     V.copy_(V.gather(2, idx[:, None, :].expand_as(V)))
                 P = P.gather(2, idx[:, None, :].expand_as(P))
                 pending.append((name, k, side, P, finite))
-        by_size: dict = {}
-        for j, item in enumerate(pending):
-            by_size.setdefault((item[3].shape[-1], item[3].dtype), []).append(j)
-        new_q: dict = {}
-        for idxs in by_size.values():
-            cat = torch.cat([pending[j][3] for j in idxs]) if len(idxs) > 1 else pending[idxs[0]][3]
+        def qr(P):
             self.bench_counters["qr_calls"] += 1
-            work = cat if cat.dtype in (torch.float32, torch.float64) else cat.float()
-            q = torch.linalg.qr(work).Q.to(cat.dtype)
-            start = 0
-            for j in idxs:
-                b = pending[j][3].shape[0]
-                new_q[j] = q[start:start + b]
-                start += b
+            work = P if P.dtype in (torch.float32, torch.float64) else P.float()
+            return (torch.linalg.qr(work).Q.to(P.dtype),)
+
+        new_q = [q for (q,) in ku.by_size([item[3] for item in pending], qr)]
         # M' back to the original space with the old bases (M = Q_L M' Q_Rᵀ), before they change
         for key, g in plan.groups.items():
             k = _key(key)
