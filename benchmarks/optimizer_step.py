@@ -154,6 +154,8 @@ def main(argv=None) -> int:
     ap.add_argument("--full-shampoo", action="store_true", help="also time po.Shampoo (no blocking; slow)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--profile", type=int, default=0, metavar="N",
+                    help="after timing, profile N more steps of each own method and print its top ops")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -186,6 +188,18 @@ def main(argv=None) -> int:
     counters = {r.label: r.opt.bench_counters for r in runners if isinstance(getattr(r.opt, "bench_counters", None), dict)}
     for label, c in counters.items():
         print(f"{label} counters: {c}")
+    if args.profile:
+        from torch.profiler import profile
+
+        for r in runners[1:]:
+            if r.label in names:
+                with profile(record_shapes=True) as prof:
+                    for _ in range(args.profile):
+                        r.one_step()
+                print(f"\n{r.label}: torch.profiler over {args.profile} steps, ops by self CPU time")
+                print(prof.key_averages(group_by_input_shape=True).table(
+                    sort_by="self_cpu_time_total", row_limit=15, max_name_column_width=24,
+                    max_shapes_column_width=70))
     return 0
 
 

@@ -21,6 +21,14 @@ def test_optimizer_step_prints_ratios_to_adamw_and_the_reference(capsys):
     assert "'preconditioner_refreshes': " in out  # shampoo's counters
 
 
+def test_optimizer_step_profile_prints_top_ops_of_own_methods_only(capsys):
+    assert optimizer_step.main(["--width", "8", "--steps", "2", "--repeats", "1", "--frequency", "2",
+                                "--optimizers", "psgd", "--device", "cpu", "--profile", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "psgd: torch.profiler over 2 steps" in out and "Self CPU" in out
+    assert "po.Kron: torch.profiler" not in out and "AdamW(foreach): torch.profiler" not in out
+
+
 def test_train_step_times_whole_steps_against_fused_adamw(capsys):
     assert train_step.main(["--problem", "lm.char_gpt", "--param", "size=tiny", "--optimizers", "soap,shampoo",
                             "--frequency", "2", "--steps", "2", "--repeats", "2", "--device", "cpu"]) == 0
