@@ -16,7 +16,7 @@ from .problems import (LinearSolver, LinearSystem, LinearSystemProblem, StopSolv
                        csr_from_scipy)
 from .registry import (Registry, build_registry, get_registry, metric_spec, optimizer_spec,
                        problem_spec, set_registry)
-from .runner import TrialContext
+from .context import TrialContext
 from .specs import Choice, LogUniform, MetricSpec, OptimizerSpec, ProblemSpec, Uniform
 
 __version__ = "0.1.0"

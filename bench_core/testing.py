@@ -46,7 +46,8 @@ from typing import Any, Callable
 import torch
 
 from .problems import TrainingProblem
-from .runner import _closure_for, _seed_everything
+from .context import seed_everything as _seed_everything
+from .training_loop import closure_for as _closure_for
 from .specs import OptimizerSpec
 
 #: Distance of the kit quadratic's minimizer from the start (per weight, times sqrt(d)).

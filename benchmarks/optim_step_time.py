@@ -15,7 +15,7 @@ import time
 import torch
 
 import bench_core
-from bench_core.runner import _closure_for
+from bench_core.training_loop import closure_for as _closure_for
 
 PAIRS = [("torch.adamw", {}), ("diffgrad", {}), ("po.diffgrad", {}), ("adahessian", {}), ("po.adahessian", {}),
          ("mars", {}), ("po.mars", {"optimize_1d": True}), ("mars_exact", {}), ("sam", {}), ("asam", {}),

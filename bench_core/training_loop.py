@@ -1,0 +1,127 @@
+"""The loop of a training trial: the step closure, warm-up, steps, evaluations, divergence."""
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+from .accounting import EvalSchedule, Recorder, Stop, targets_met
+from .context import TrialContext, build_problem
+from .problems import TrainingProblem
+
+DEFAULT_WARMUP_STEPS = 1
+
+
+def closure_for(ctx: TrialContext, problem: TrainingProblem, optimizer, requires: frozenset):
+    """The step closure the optimizer's requirements ask for; counts its evaluations."""
+    batch_box = [None]
+    last_loss = [None]
+    create_graph = "create_graph" in requires
+
+    if "loss_only" in requires:
+        def closure():
+            with torch.no_grad():
+                loss = problem.loss(batch_box[0])
+            ctx.count("function_evals")
+            last_loss[0] = loss
+            return loss
+    else:
+        def closure():
+            optimizer.zero_grad(set_to_none=True)
+            with torch.enable_grad():
+                loss = problem.loss(batch_box[0])
+                loss.backward(create_graph=create_graph)
+            ctx.count("forward")
+            ctx.count("backward")
+            last_loss[0] = loss
+            return loss
+    return closure, batch_box, last_loss
+
+
+def _loss_value(loss) -> float:
+    return float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+
+
+def _evaluate_training(problem: TrainingProblem, optimizer) -> dict:
+    switch = callable(getattr(optimizer, "eval", None)) and callable(getattr(optimizer, "train", None))
+    if switch:  # schedule-free and similar optimizers evaluate at a different point
+        optimizer.eval()
+    try:
+        with torch.no_grad():
+            return {k: float(v) for k, v in problem.evaluate().items()}
+    finally:
+        if switch:
+            optimizer.train()
+
+
+def run_training(ctx: TrialContext, rec: Recorder, spec, opt_spec) -> str:
+    """Drive a training problem: step, time, evaluate on schedule; return the status."""
+    trial = ctx.trial
+    problem = build_problem(ctx, spec, TrainingProblem)
+    params = problem.parameters()
+    kwargs = dict(trial.hparams)
+    if "model" in opt_spec.requires:
+        kwargs["model"] = problem.model
+    optimizer = opt_spec.factory(params, **kwargs)
+    if getattr(problem, "stochastic_rounding", False):  # bfloat16 parameters, see precision.py
+        from .precision import enable_stochastic_rounding
+        enable_stochastic_rounding(optimizer, seed=trial.seed)
+    ctx.optimizer = optimizer
+    rec.warnings += ctx.registry.call_observers("bench_trial_start", trial=ctx)
+
+    closure, batch_box, last_loss = closure_for(ctx, problem, optimizer, opt_spec.requires)
+    max_steps = trial.budget["max_steps"]
+    max_seconds = trial.budget.get("max_seconds")
+    warmup = min(trial.budget.get("warmup_steps", DEFAULT_WARMUP_STEPS), max_steps)
+    schedule = EvalSchedule(trial.eval, max_steps)
+    check_each_step = ctx.device.type != "cuda"
+
+    def evaluate(step: int) -> str | None:
+        t0 = time.perf_counter()
+        metrics = _evaluate_training(problem, optimizer)
+        rec.eval_time += time.perf_counter() - t0
+        ctx.count("evaluations")
+        rec.record(step, metrics)
+        if any(not math.isfinite(v) for k, v in metrics.items() if "loss" in k):
+            return "diverged"
+        if targets_met(trial.targets, metrics, ctx.registry):
+            rec.mark_target(step)
+            return "target_reached"
+        return None
+
+    status = evaluate(0)
+    if status:
+        return status
+    step = 0
+    rec.start()
+    for step in range(1, max_steps + 1):
+        batch_box[0] = problem.batch(step)
+        loss = optimizer.step(closure)
+        if loss is None:
+            loss = last_loss[0]
+        if step == warmup:  # the warm-up steps are timed apart, not counted as training time
+            rec.pause()
+            rec.warmup_time, rec.train_time = rec.train_time, 0.0
+            rec.start()
+        if check_each_step and loss is not None and not math.isfinite(_loss_value(loss)):
+            ctx.step = step
+            raise Stop("diverged", f"loss became {_loss_value(loss)} at step {step}")
+        over_time = max_seconds is not None and rec.elapsed() > max_seconds
+        if step in schedule or over_time:
+            rec.pause()
+            if loss is not None and not math.isfinite(_loss_value(loss)):
+                ctx.step = step
+                raise Stop("diverged", f"loss became {_loss_value(loss)} at step {step}")
+            status = evaluate(step)
+            if status:
+                return status
+            if over_time:
+                return "timeout"
+            rec.start()
+    if rec.segment_start is not None:
+        rec.pause()
+    ctx.step = step
+    return "ok"
+
+
