@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 REACHED = "target_reached"
-FAILED = ("diverged", "error", "timeout")
+FAILED = ("diverged", "stalled", "error", "timeout")
 TAU_MAX = 4.0
 BOOTSTRAP_SAMPLES = 2000
 BOOTSTRAP_SEED = 0

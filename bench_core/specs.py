@@ -122,10 +122,14 @@ class ProblemSpec:
     targets: dict = field(default_factory=dict)
     description: str = ""
     budget: dict = field(default_factory=dict)
+    reports: tuple = ()
     plugin: str = ""  # filled in by the registry
 
     def __post_init__(self):
         _check_name(self.name, "ProblemSpec")
+        self.reports = tuple(self.reports)
+        if self.kind == "linear_system" and "rel_residual" not in self.reports:
+            self.reports = ("rel_residual",) + self.reports
         if self.kind not in KINDS:
             raise ValueError(f"ProblemSpec {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
 

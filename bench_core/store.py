@@ -26,7 +26,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-STATUSES = ("ok", "target_reached", "diverged", "error", "timeout")
+STATUSES = ("ok", "target_reached", "diverged", "stalled", "error", "timeout")
 
 TRIAL_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("trial_id", pa.string()), ("suite", pa.string()),
