@@ -6,7 +6,6 @@ synchronizes the device before it is read, at the boundaries of timed segments o
 """
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
@@ -14,6 +13,7 @@ import torch
 
 from .context import TrialContext
 from .registry import Registry
+from .trial import targets_met as trial_targets_met
 
 DEFAULT_EVAL_POINTS = 50
 
@@ -58,27 +58,25 @@ class EvalSchedule:
         return step % self.every == 0 if self.every else step in self.points
 
 
-def targets_met(targets: dict, metrics: dict, registry: Registry) -> bool:
-    """True when every target threshold is reached (direction from the metric's spec)."""
-    if not targets:
-        return False
-    for name, threshold in targets.items():
-        value = metrics.get(name)
-        if value is None or not math.isfinite(value):
-            return False
-        if registry.higher_is_better(name):
-            if value < threshold:
-                return False
-        elif value > threshold:
-            return False
-    return True
+def targets_met(targets, metrics: dict, registry: Registry | None = None) -> bool:
+    """True when there are targets and every one (a bench_core.trial.Target, with its own
+    direction) is met by `metrics`. `registry` is accepted for old callers and unused."""
+    return trial_targets_met(targets, metrics)
 
 
 class Recorder:
-    """Timed segments, evaluations, curve points and target detection for one trial."""
+    """Timed phases, evaluations, curve points and target detection for one trial.
 
-    def __init__(self, ctx: TrialContext, clock: Clock):
+    Phases: setup (a linear solver's setup), warm-up (the first ``warmup_steps`` steps), training
+    (the rest); evaluation is timed apart and never counted. ``counted_time()`` is what a curve
+    point's time_s and time_to_target hold: setup + training, or with the budget's
+    ``time_to_target = "all"`` (AlgoPerf's rule) setup + warm-up + training. It never decreases.
+    """
+
+    def __init__(self, ctx: TrialContext, clock: Clock, count_all: bool = False):
         self.ctx, self.clock = ctx, clock
+        self.count_all = count_all
+        self.in_warmup = False
         self.train_time = 0.0
         self.eval_time = 0.0
         self.setup_time = 0.0
@@ -91,21 +89,32 @@ class Recorder:
         self.warnings: list[str] = []
 
     def start(self):
+        """Start a timed segment."""
         self.segment_start = self.clock.now()
 
     def pause(self) -> None:
+        """End the timed segment; its time goes to warm-up or training."""
         now = self.clock.now()
-        self.train_time += now - self.segment_start
+        if self.in_warmup:
+            self.warmup_time += now - self.segment_start
+        else:
+            self.train_time += now - self.segment_start
         self.segment_start = None
 
     def elapsed(self) -> float:
-        """Training time so far, without synchronizing (for budget checks)."""
+        """All timed work so far (setup, warm-up, training), without synchronizing: what the
+        budget's max_seconds limits."""
         running = time.perf_counter() - self.segment_start if self.segment_start is not None else 0.0
-        return self.setup_time + self.train_time + running
+        return self.setup_time + self.warmup_time + self.train_time + running
+
+    def counted_time(self) -> float:
+        """The time a curve point and time_to_target count (see the class docstring)."""
+        return self.setup_time + self.train_time + (self.warmup_time if self.count_all else 0.0)
 
     def record(self, step: int, metrics: dict) -> None:
+        """Add an evaluation's metrics to the curve and tell the observers."""
         t0 = time.perf_counter()
-        t = self.setup_time + self.train_time
+        t = self.counted_time()
         for name, value in metrics.items():
             self.curve.append((step, t, name, float(value)))
         self.last_metrics = dict(metrics)
@@ -115,8 +124,7 @@ class Recorder:
         self.eval_time += time.perf_counter() - t0
 
     def mark_target(self, step: int) -> None:
+        """The targets are met at `step` (the first time counts)."""
         if self.time_to_target is None:
-            self.time_to_target = self.setup_time + self.train_time
+            self.time_to_target = self.counted_time()
             self.steps_to_target = step
-
-

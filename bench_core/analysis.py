@@ -26,13 +26,15 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
+from .selection import selection_metric as _selection_metric, setting_rank
+
 REACHED = "target_reached"
 FAILED = ("diverged", "stalled", "error", "timeout")
 TAU_MAX = 4.0
 BOOTSTRAP_SAMPLES = 2000
 BOOTSTRAP_SEED = 0
-_HIGHER_WORDS = ("accuracy", "acc", "auc", "f1", "precision", "recall", "score", "reward", "psnr",
-                 "ssim", "iou", "bleu", "r2")
+#: The fields of a trial's key that a display label may need to tell two settings apart.
+_KEY_FIELDS = ("hparams", "dtype", "device", "threads", "budget", "targets", "eval")
 
 
 # --------------------------------------------------------------------------- metrics and labels
@@ -46,34 +48,35 @@ def primary_metric(targets_json: str, metrics: dict) -> str | None:
 
 
 def selection_metric(targets_json: str, metrics: dict) -> str | None:
-    """The validation metric a hyperparameter setting is chosen on: the primary metric when it
-    is a ``val_*`` metric, else ``val_<primary>``, else ``val_loss``, else any ``val_*`` metric,
-    else the primary metric itself (e.g. a linear system's residual)."""
-    primary = primary_metric(targets_json, metrics)
-    if primary is None:
-        return None
-    if primary.startswith("val_"):
-        return primary
-    for name in (f"val_{primary}", "val_loss"):
-        if name in metrics:
-            return name
-    vals = sorted(m for m in metrics if m.startswith("val_"))
-    return vals[0] if vals else primary
+    """The validation metric a hyperparameter setting is chosen on (bench_core.selection's rule),
+    from a row's targets (JSON) and the metrics it reports."""
+    return _selection_metric(json.loads(targets_json or "{}"), metrics)
 
 
-def higher_is_better(metric: str) -> bool:
-    """Direction of a metric: from the installed plugins' MetricSpec when one declares it, else
-    guessed from its name (accuracy, auc, f1, score... are higher-is-better; the rest lower)."""
-    try:
-        from .registry import get_registry
+def higher_is_better(metric: str, directions: dict | str | None = None) -> bool:
+    """Whether higher is better for `metric`: from the directions a row recorded (its
+    ``directions`` column, a dict or its JSON) when given, else from the installed plugins'
+    MetricSpecs. An undeclared metric counts as lower-is-better; nothing is guessed from names."""
+    if directions is not None:
+        if isinstance(directions, str):
+            directions = json.loads(directions or "{}")
+        return directions.get(metric) == "max"
+    from .registry import get_registry
 
-        spec = get_registry().metrics.get(metric)
-        if spec is not None:
-            return bool(spec.higher_is_better)
-    except Exception:  # analysis must work without the plugins that produced the results
-        pass
-    words = metric.lower().replace("-", "_").split("_")
-    return any(w in _HIGHER_WORDS for w in words)
+    spec = get_registry().metrics.get(metric)
+    return bool(spec is not None and spec.higher_is_better)
+
+
+def group_direction(g: dict, metric: str | None) -> bool:
+    """higher_is_better for `metric` from the recorded directions of a group's rows."""
+    if not metric:
+        return False
+    for d in g.get("directions", []):
+        if isinstance(d, str) and d:
+            found = json.loads(d).get(metric)
+            if found:
+                return found == "max"
+    return False
 
 
 def problem_labels(df: pd.DataFrame) -> pd.Series:
@@ -89,6 +92,51 @@ def problem_labels(df: pd.DataFrame) -> pd.Series:
         return f"{problem}({', '.join(f'{k}={v}' for k, v in sorted(params.items()))})"
     return pd.Series([label(p, j, n) for p, j, n in zip(df["problem"], df["problem_params"], n_sets)],
                      index=df.index, dtype=object)
+
+
+def short_label(optimizer: str, hparams_json: str) -> str:
+    """optimizer(hparams) with floats to 3 significant digits: for display only."""
+    hparams = json.loads(hparams_json or "{}")
+    if not hparams:
+        return optimizer
+    return f"{optimizer}({', '.join(f'{k}={_short(v)}' for k, v in sorted(hparams.items()))})"
+
+
+def _short(v) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def setting_labels(df: pd.DataFrame, by_code: bool = True) -> pd.DataFrame:
+    """`df` with ``problem_label``, ``group_id`` and a display ``label`` that is unique per group
+    of what was run: the trial key (``key_id``) and, with `by_code`, the code (``code_id``).
+
+    Labels are shortened for display; where two groups of one problem would show the same short
+    label, the key fields in which they differ (whole hparams, dtype, device, threads, budget,
+    targets, eval) are added, and the code fingerprint where only the code differs. Grouping by
+    (problem_label, label) is then grouping by key (and code): nothing unlike is pooled."""
+    df = df.copy()
+    if not len(df):
+        for col in ("problem_label", "group_id"):
+            df[col] = pd.Series(dtype=object)
+        return df
+    df["problem_label"] = problem_labels(df)
+    gid = df["key_id"].astype(str)
+    if by_code:
+        gid = gid + ":" + df["code_id"].astype(str)
+    df["group_id"] = gid
+    short = [short_label(o, h) for o, h in zip(df["optimizer"], df["hparams"])]
+    df["label"] = short
+    firsts = df.assign(_short=short).drop_duplicates("group_id")
+    for (_, _lab), clash in firsts.groupby(["problem_label", "_short"]):
+        if len(clash) < 2:
+            continue
+        fields = [f for f in _KEY_FIELDS if f in clash and clash[f].astype(str).nunique() > 1]
+        if by_code and not fields and clash["code_id"].nunique() > 1:
+            fields = ["code_id"]
+        for _, r in clash.iterrows():
+            extra = ", ".join(f"{f}={r[f]}" for f in fields) or f"key={r['key_id'][:8]}"
+            df.loc[df["group_id"] == r["group_id"], "label"] = f"{r['_short']} [{extra}]"
+    return df
 
 
 # --------------------------------------------------------------------------- statistics
@@ -164,15 +212,13 @@ def _cost(g: dict, column: str = "time_to_target_s") -> float:
 
 _COLUMNS = ("problem_label", "label", "optimizer", "hparams", "kind", "seed", "status", "error",
             "time_to_target_s", "steps_to_target", "train_time_s", "steps", "metrics", "targets",
-            "git_commit", "git_dirty", "host")
+            "directions", "git_commit", "git_dirty", "host", "threads", "load_avg", "key_id", "code_id")
 
 
 def _groups(trials: pd.DataFrame, keys: list[str]):
     """(key, group) pairs in key order; a group maps each column to the list of its values
     (plain lists: much faster than a DataFrame per group)."""
-    df = trials
-    if "problem_label" not in df:
-        df = df.assign(problem_label=problem_labels(df))
+    df = trials if "group_id" in trials else setting_labels(trials)
     cols = {c: df[c].tolist() for c in _COLUMNS if c in df}
     indices = df.groupby(keys, sort=False).indices
     for key in sorted(indices, key=lambda k: tuple(str(x) for x in (k if isinstance(k, tuple) else (k,)))):
@@ -236,7 +282,8 @@ def leaderboard(trials: pd.DataFrame) -> list[dict]:
             "time_to_target_iqr": (ttt["q1"], ttt["q3"]), "time_to_target_ci": (ttt["ci_low"], ttt["ci_high"]),
             "steps_to_target": stt["median"] if reached else None,
             "steps_to_target_iqr": (stt["q1"], stt["q3"]), "steps_to_target_ci": (stt["ci_low"], stt["ci_high"]),
-            "metric": metric, "higher_is_better": higher_is_better(metric) if metric else False,
+            "metric": metric, "higher_is_better": group_direction(g, metric),
+            "threads": sorted({int(t) for t in g["threads"] if t is not None and not pd.isna(t)}),
             "final_metric": fin["median"],
             "final_metric_iqr": (fin["q1"], fin["q3"]), "final_metric_ci": (fin["ci_low"], fin["ci_high"]),
             "final_metrics": all_finals,
@@ -260,8 +307,8 @@ def leaderboard(trials: pd.DataFrame) -> list[dict]:
 def settings_summary(trials: pd.DataFrame) -> list[dict]:
     """One row per (problem, optimizer, setting): success rate, median time to target (over the
     seeds that reached it), cost, the selection (validation) metric's median final value, and
-    ``best`` marking each optimizer's best setting on the problem. The best setting is the one
-    with the highest success rate, then the lowest cost, then the best median selection metric."""
+    ``best`` marking each optimizer's best setting on the problem, by the one rule of
+    bench_core.selection (success rate, median steps to target, selection metric)."""
     if trials is None or len(trials) == 0:
         return []
     rows = []
@@ -272,7 +319,7 @@ def settings_summary(trials: pd.DataFrame) -> list[dict]:
         first = settings[0][1]
         metric = selection_metric(first["targets"][0],
                                   first_metrics([m for _, g in settings for m in g["metrics"]]))
-        hib = higher_is_better(metric) if metric else False
+        hib = group_direction(first, metric)
         group = []
         for label, g in settings:
             n = len(g["status"])
@@ -284,13 +331,10 @@ def settings_summary(trials: pd.DataFrame) -> list[dict]:
                 "success_rate": sum(hit) / n, "reaches_target": math.isfinite(cost),
                 "time_to_target_s": median_iqr(_where(g["time_to_target_s"], hit))[0],
                 "cost": cost, "selection_metric": metric, "higher_is_better": hib,
-                "selection_value": median_iqr([_final(m, metric) for m in g["metrics"]])[0], "best": False})
-
-        def key(r):
-            v = r["selection_value"]
-            v = math.inf if v is None else (-v if r["higher_is_better"] else v)
-            return (-r["success_rate"], r["cost"], v, r["label"])
-        group.sort(key=key)
+                "selection_value": median_iqr([_final(m, metric) for m in g["metrics"]])[0], "best": False,
+                "_rank": setting_rank(g["status"], g["steps_to_target"], [_final(m, metric) for m in g["metrics"]],
+                                      "max" if hib else "min", label)})
+        group.sort(key=lambda r: r.pop("_rank"))
         group[0]["best"] = True
         rows += group
     return rows

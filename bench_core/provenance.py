@@ -1,4 +1,4 @@
-"""Where and with what a trial ran: git commit, package versions, host, CPU and GPU model."""
+"""Where and with what a trial ran: package versions, host, CPU and GPU, threads and BLAS."""
 from __future__ import annotations
 
 import functools
@@ -7,37 +7,14 @@ import json
 import os
 import platform
 import socket
-import subprocess
 from pathlib import Path
 
 import torch
 
+from . import threads
+
 PACKAGES = ("bench-core", "torch", "numpy", "scipy", "pyarrow", "pluggy", "pytorch-optimizer",
             "pyamg", "schedulefree", "heavyball", "ray")
-
-
-def _git(args: list[str], cwd: Path) -> str | None:
-    try:
-        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-@functools.lru_cache(maxsize=None)
-def git_state(directory: str | None = None) -> tuple[str | None, bool | None]:
-    """(commit, dirty) of the git work tree at `directory`: $BENCH_GIT_DIR, else the current
-    directory, else bench_core's own checkout. (None, None) outside git."""
-    candidates = [directory] if directory else [os.environ.get("BENCH_GIT_DIR"), os.getcwd(),
-                                                str(Path(__file__).resolve().parent.parent)]
-    for cand in candidates:
-        if not cand:
-            continue
-        commit = _git(["rev-parse", "HEAD"], Path(cand))
-        if commit:
-            status = _git(["status", "--porcelain", "--untracked-files=no"], Path(cand))
-            return commit, bool(status)
-    return None, None
 
 
 def _version(dist: str) -> str | None:
@@ -78,10 +55,23 @@ def gpu_model(device: str) -> str | None:
     return None
 
 
+def gpu_info(device: str) -> str | None:
+    """JSON of the CUDA and cuDNN versions and the determinism flags, on a CUDA device."""
+    dev = torch.device(device)
+    if dev.type != "cuda" or not torch.cuda.is_available():
+        return None
+    return json.dumps({"cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
+                       "cudnn_deterministic": torch.backends.cudnn.deterministic,
+                       "cudnn_benchmark": torch.backends.cudnn.benchmark,
+                       "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+                       "tf32_matmul": torch.backends.cuda.matmul.allow_tf32}, sort_keys=True)
+
+
 def provenance(device: str) -> dict:
-    """The provenance columns of a trial row."""
-    commit, dirty = git_state()
-    return {"git_commit": commit, "git_dirty": dirty, "package_versions": package_versions(),
+    """The provenance columns of a trial row, read while the trial's thread policy is applied.
+    Commits are in the trial's code identity (bench_core.code_identity), not read here."""
+    return {"package_versions": package_versions(),
             "host": socket.gethostname(), "cpu_model": cpu_model(), "gpu_model": gpu_model(device),
             "python_version": platform.python_version(), "torch_version": torch.__version__,
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "blas": threads.blas_info(), "gpu_info": gpu_info(device)}

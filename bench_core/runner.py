@@ -9,23 +9,32 @@ from datetime import datetime, timezone
 
 import torch
 
-from . import provenance, store
+from . import provenance, threads
 from .accounting import Clock, EvalSchedule, Recorder, Stop  # noqa: F401  (EvalSchedule, Clock: public)
 from .context import TrialContext
 from .linear_loop import run_linear
 from .problems import StopSolve
 from .registry import Registry
 from .suite import DTYPES, Trial
-from .training_loop import DEFAULT_WARMUP_STEPS, run_training
+from .training_loop import run_training
+from .trial import make_row
 
 
 def run_trial(trial: Trial, registry: Registry, run_id: str = "") -> tuple[dict, list]:
-    """Run one trial to completion and return (row, curve). Never raises for a failing trial:
-    an exception becomes status "error", a non-finite loss status "diverged"."""
+    """Run one trial to completion with its thread policy and return (row, curve). Never raises
+    for a failing trial: an exception becomes status "error", a blown-up loss "diverged"."""
     started = datetime.now(timezone.utc)
+    load = threads.load_average()
+    with threads.trial_threads(trial.threads):
+        row, curve = _run(trial, registry, run_id)
+    row.update(started_at=started, load_avg=load, ended_at=datetime.now(timezone.utc))
+    return row, curve
+
+
+def _run(trial: Trial, registry: Registry, run_id: str) -> tuple[dict, list]:
     device = torch.device(trial.device)
     ctx = TrialContext(trial=trial, registry=registry, device=device, dtype=DTYPES[trial.dtype])
-    rec = Recorder(ctx, Clock(device))
+    rec = Recorder(ctx, Clock(device), count_all=trial.budget.time_to_target == "all")
     error = None
     try:
         spec = registry.problem(trial.problem)
@@ -43,30 +52,21 @@ def run_trial(trial: Trial, registry: Registry, run_id: str = "") -> tuple[dict,
     if rec.segment_start is not None:
         rec.pause()
 
-    metrics = dict(rec.last_metrics)
     counters = dict(ctx.counters)
     extra = getattr(ctx.optimizer, "bench_counters", None)
     if isinstance(extra, dict):
         counters.update({k: int(v) for k, v in extra.items()})
-    row = {
-        "run_id": run_id, "trial_id": trial.trial_id, "suite": trial.suite,
-        "problem": trial.problem, "problem_params": store.to_json(trial.params), "kind": trial.kind,
-        "optimizer": trial.optimizer, "hparams": store.to_json(trial.hparams), "label": trial.label,
-        "seed": trial.seed, "device": trial.device, "dtype": trial.dtype,
-        "budget": store.to_json(trial.budget), "targets": store.to_json(trial.targets),
-        "status": status, "error": error, "steps": ctx.step,
-        "train_time_s": rec.train_time, "setup_time_s": rec.setup_time,
-        "warmup_steps": min(trial.budget.get("warmup_steps", DEFAULT_WARMUP_STEPS), ctx.step)
-        if trial.kind == "training" else 0,
+    measured = {
+        "steps": ctx.step, "train_time_s": rec.train_time, "setup_time_s": rec.setup_time,
+        "warmup_steps": min(trial.budget.warmup_steps, ctx.step) if trial.kind == "training" else 0,
         "warmup_time_s": rec.warmup_time, "eval_time_s": rec.eval_time,
         "time_to_target_s": rec.time_to_target, "steps_to_target": rec.steps_to_target,
-        "metrics": metrics, "counters": counters, **provenance.provenance(trial.device),
-        "started_at": started,
+        "metrics": dict(rec.last_metrics), "counters": counters,
     }
+    row = make_row(trial, run_id, status, error, measured, provenance.provenance(trial.device))
     _metric_plugins(ctx, row, rec)
     rec.warnings += registry.call_observers("bench_trial_end", trial=ctx, result=row)
     row["warnings"] = "\n".join(rec.warnings) or None
-    row["ended_at"] = datetime.now(timezone.utc)
     return row, rec.curve
 
 

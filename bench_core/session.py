@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .executors import Executor, get_executor
-from .store import claim_held, clean_stale_temps, completed_trial_ids
+from .store import claim_held, clean_stale_temps, completed_keys, completed_trial_ids
 from .suite import Suite
 
 
@@ -28,6 +28,10 @@ class RunSummary:
     ran: int
     skipped: int
     rows: list
+    #: trial_id of each trial whose result was reused from other code (--reuse-stale) -> the reused trial_id
+    reused_stale: dict = field(default_factory=dict)
+    #: trial ids of the suite's results in `out` (reused ones under their old ids)
+    result_ids: set = field(default_factory=set)
 
 
 def new_run_id() -> str:
@@ -36,13 +40,16 @@ def new_run_id() -> str:
 
 
 def run_suite(suite: Suite, out: str | Path, executor: Executor | None = None,
-              console: Console | None = None, retry_failed: bool = False) -> RunSummary:
+              console: Console | None = None, retry_failed: bool = False,
+              reuse_stale: bool = False) -> RunSummary:
     """Run every trial of `suite` not already complete in `out`; write each as it finishes.
 
     Several runs may share `out`: each trial is claimed before it runs, trials another live run
     holds are waited for (and run here if that run dies before finishing them), so the call
     returns once every trial of the suite is complete in `out`. Temporary files left by dead
-    writers are removed first.
+    writers are removed first. A trial counts as complete only when written by the same code
+    (its id holds the code fingerprint); with `reuse_stale`, a result of the same key and seed
+    made by other code is reused instead, and the summary lists it.
     """
     out = str(out)
     executor = executor or get_executor("local")
@@ -52,6 +59,11 @@ def run_suite(suite: Suite, out: str | Path, executor: Executor | None = None,
     if retry_failed:
         done -= _failed_ids(out)
     pending = [t for t in suite.trials if t.trial_id not in done]
+    reused = {}
+    if reuse_stale and pending:
+        by_key = completed_keys(out)
+        reused = {t.trial_id: by_key[(t.key_id, t.seed)] for t in pending if (t.key_id, t.seed) in by_key}
+        pending = [t for t in pending if t.trial_id not in reused]
     seen, unique = set(), []
     for t in pending:  # identical entries in a suite run once
         if t.trial_id not in seen:
@@ -87,8 +99,9 @@ def run_suite(suite: Suite, out: str | Path, executor: Executor | None = None,
         if borrowed_log:
             executor.log = None
     ran = len(rows)
-    return RunSummary(run_id=run_id, out=out, ran=ran,
-                      skipped=len(suite.trials) - ran, rows=rows)
+    ids = {reused.get(t.trial_id, t.trial_id) for t in suite.trials}
+    return RunSummary(run_id=run_id, out=out, ran=ran, skipped=len(suite.trials) - ran, rows=rows,
+                      reused_stale=reused, result_ids=ids)
 
 
 def _wait_for_other_runs(out: str, trials: list, progress: Progress, task) -> list:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
 import socket
 import tempfile
@@ -26,26 +25,16 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .errors import BenchInputError
+from .trial import SCHEMA_VERSION, row_types, to_json  # noqa: F401  (to_json: public here too)
+
 STATUSES = ("ok", "target_reached", "diverged", "stalled", "error", "timeout")
 
-TRIAL_SCHEMA = pa.schema([
-    ("run_id", pa.string()), ("trial_id", pa.string()), ("suite", pa.string()),
-    ("problem", pa.string()), ("problem_params", pa.string()), ("kind", pa.string()),
-    ("optimizer", pa.string()), ("hparams", pa.string()), ("label", pa.string()),
-    ("seed", pa.int64()), ("device", pa.string()), ("dtype", pa.string()),
-    ("budget", pa.string()), ("targets", pa.string()),
-    ("status", pa.string()), ("error", pa.string()), ("warnings", pa.string()),
-    ("steps", pa.int64()), ("train_time_s", pa.float64()), ("setup_time_s", pa.float64()),
-    ("warmup_steps", pa.int64()), ("warmup_time_s", pa.float64()), ("eval_time_s", pa.float64()),
-    ("time_to_target_s", pa.float64()), ("steps_to_target", pa.int64()),
-    ("metrics", pa.map_(pa.string(), pa.float64())),
-    ("counters", pa.map_(pa.string(), pa.int64())),
-    ("git_commit", pa.string()), ("git_dirty", pa.bool_()), ("package_versions", pa.string()),
-    ("host", pa.string()), ("cpu_model", pa.string()), ("gpu_model", pa.string()),
-    ("python_version", pa.string()), ("torch_version", pa.string()),
-    ("cpu_count", pa.int64()), ("torch_threads", pa.int64()),
-    ("started_at", pa.timestamp("us", tz="UTC")), ("ended_at", pa.timestamp("us", tz="UTC")),
-])
+_ARROW = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(),
+          "datetime": pa.timestamp("us", tz="UTC"), "Metrics": pa.map_(pa.string(), pa.float64()),
+          "Counters": pa.map_(pa.string(), pa.int64())}
+#: The schema of a trial row, derived from bench_core.trial.TrialRow.
+TRIAL_SCHEMA = pa.schema([(name, _ARROW[typ]) for name, typ in row_types().items()])
 
 CURVE_SCHEMA = pa.schema([
     ("trial_id", pa.string()), ("step", pa.int64()), ("time_s", pa.float64()),
@@ -215,23 +204,50 @@ def completed_trial_ids(out: str | Path) -> set[str]:
     return {p.stem for p in d.glob("*.parquet")} if d.is_dir() else set()
 
 
-def read_trials(*dirs: str | Path):
-    """All trial rows of one or more results directories as a pandas DataFrame.
+def read_trials(*dirs: str | Path, trial_ids: set | None = None):
+    """All trial rows of one or more results directories as a pandas DataFrame (only those
+    in `trial_ids` when given).
 
-    The ``metrics`` and ``counters`` maps become plain dicts; ``problem_params`` and ``hparams``
-    stay JSON text (see ``json.loads``).
+    The ``metrics`` and ``counters`` maps become plain dicts; the JSON columns stay JSON text
+    (see ``json.loads``). A row written by an older bench-core, without the trial model's key
+    and code identity, is refused with one line naming its file (BenchInputError).
     """
     import pandas as pd
 
     frames = []
     for d in dirs:
         files = sorted((Path(d) / "trials").glob("*.parquet"))
-        if files:
-            frames.append(pa.concat_tables([pq.read_table(f, schema=TRIAL_SCHEMA) for f in files])
-                          .to_pandas(maps_as_pydicts="strict"))
+        if trial_ids is not None:
+            files = [f for f in files if f.stem in trial_ids]
+        tables = [_read_row_file(f) for f in files]
+        if tables:
+            frames.append(pa.concat_tables(tables).to_pandas(maps_as_pydicts="strict"))
     if not frames:
         return pd.DataFrame(columns=TRIAL_SCHEMA.names)
     return pd.concat(frames, ignore_index=True)
+
+
+def _read_row_file(path: Path) -> pa.Table:
+    """One trial file, checked to be of this schema version."""
+    names = pq.read_schema(path).names
+    if "schema_version" not in names or "key_id" not in names:
+        raise BenchInputError(f"{path}: written by an older bench-core (before schema version "
+                              f"{SCHEMA_VERSION}, without key and code identity); run its suite again "
+                              "(bench run reruns it) or move the file away")
+    return pq.read_table(path, schema=TRIAL_SCHEMA)
+
+
+def completed_keys(out: str | Path) -> dict:
+    """(key_id, seed) -> trial_id of the trials written to `out` by any code (for --reuse-stale)."""
+    d = Path(out) / "trials"
+    found = {}
+    for f in sorted(d.glob("*.parquet")) if d.is_dir() else []:
+        if "key_id" not in pq.read_schema(f).names:
+            continue
+        row = pq.read_table(f, columns=["key_id", "seed"]).to_pylist()
+        if row:
+            found[(row[0]["key_id"], row[0]["seed"])] = f.stem
+    return found
 
 
 def read_curves(*dirs: str | Path):
@@ -245,11 +261,6 @@ def read_curves(*dirs: str | Path):
     if not tables:
         return pd.DataFrame(columns=CURVE_SCHEMA.names)
     return pa.concat_tables(tables).to_pandas()
-
-
-def to_json(value) -> str:
-    """Canonical JSON used for the params and hparams columns."""
-    return json.dumps(value, sort_keys=True, default=str)
 
 
 def read_trial_status(out: str | Path, trial_id: str) -> tuple[str, str] | None:

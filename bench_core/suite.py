@@ -10,9 +10,9 @@ import fnmatch
 import hashlib
 import inspect
 import itertools
-import json
+import math
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 if sys.version_info >= (3, 11):
@@ -22,70 +22,23 @@ else:  # pragma: no cover
 
 import torch
 
+from . import code_identity
 from .errors import BenchInputError
 from .registry import Registry, get_registry
+from .trial import DEFAULT_MAX_STEPS, TIME_TO_TARGET_MODES, Budget, Target, Trial, optimizer_label  # noqa: F401
 from .tuned_settings import TunedSettings
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32,
           "bfloat16": torch.bfloat16, "float16": torch.float16}
-DEFAULT_MAX_STEPS = 1000
-BUDGET_KEYS = {"max_steps": int, "max_seconds": (int, float), "warmup_steps": int}
+#: The dtype a problem runs in when neither its entry nor the suite gives one.
+KIND_DTYPES = {"training": "float32", "linear_system": "float64"}
+BUDGET_KEYS = {"max_steps": int, "max_seconds": (int, float), "warmup_steps": int, "stall_window": int,
+               "divergence_factor": (int, float), "time_to_target": str}
 EVAL_KEYS = {"every": int, "points": int}
-SUITE_KEYS = {"name", "description", "seeds", "device", "dtype", "problems", "optimizers", "metrics"}
-PROBLEM_KEYS = {"name", "params", "budget", "target", "eval", "dtype", "device"}
+SUITE_KEYS = {"name", "description", "seeds", "device", "dtype", "threads", "problems", "optimizers", "metrics"}
+PROBLEM_KEYS = {"name", "params", "budget", "target", "eval", "dtype", "device", "threads"}
+INT64 = 2**63
 OPTIMIZER_KEYS = {"name", "hparams", "sweep", "hparams_from"}
-
-
-@dataclass
-class Trial:
-    """One (problem, params, optimizer, hparams, seed) run with its budget and targets."""
-
-    suite: str
-    problem: str
-    params: dict
-    kind: str
-    optimizer: str
-    hparams: dict
-    seed: int
-    device: str
-    dtype: str
-    budget: dict
-    targets: dict
-    eval: dict
-    metrics: list | None = None
-    trial_id: str = field(default="")
-
-    def __post_init__(self):
-        if not self.trial_id:
-            self.trial_id = trial_key_hash(self)
-
-    def to_dict(self) -> dict:
-        """Plain-data form (JSON-able), e.g. to send the trial to another process."""
-        return asdict(self)
-
-    @property
-    def label(self) -> str:
-        """optimizer(hparams) as the leaderboard shows it."""
-        return optimizer_label(self.optimizer, self.hparams)
-
-
-def optimizer_label(optimizer: str, hparams: dict) -> str:
-    """A short readable name for an optimizer with its hyperparameters."""
-    if not hparams:
-        return optimizer
-    return f"{optimizer}({', '.join(f'{k}={_short(v)}' for k, v in sorted(hparams.items()))})"
-
-
-def _short(v) -> str:
-    return f"{v:.3g}" if isinstance(v, float) else str(v)
-
-
-def trial_key_hash(trial: Trial) -> str:
-    """Content hash of everything that determines a trial's outcome (16 hex characters)."""
-    key = {k: getattr(trial, k) for k in ("problem", "params", "optimizer", "hparams", "seed",
-                                           "device", "dtype", "budget", "targets", "eval")}
-    text = json.dumps(key, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -98,28 +51,37 @@ class Suite:
 
 
 def load_suite(path: str | Path, registry: Registry | None = None,
-               filters: list[str] | None = None) -> Suite:
-    """Read, validate and expand a suite file. Raises BenchInputError on any mistake."""
+               filters: list[str] | None = None, threads: int | None = None) -> Suite:
+    """Read, validate and expand a suite file (`threads` overrides the suite's CPU threads per
+    trial). Raises BenchInputError on any mistake."""
     path = Path(path)
     if not path.is_file():
         raise BenchInputError(f"{path}: suite file not found")
     try:
-        data = tomllib.loads(path.read_text())
+        raw = path.read_bytes()
+        data = tomllib.loads(raw.decode())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise BenchInputError(f"{path}: malformed TOML: {exc}") from None
-    return parse_suite(data, str(path), registry or get_registry(), filters)
+    return parse_suite(data, str(path), registry or get_registry(), filters, threads=threads,
+                       suite_hash=hashlib.sha256(raw).hexdigest()[:16])
 
 
-def parse_suite(data: dict, source: str, registry: Registry, filters: list[str] | None = None) -> Suite:
+def parse_suite(data: dict, source: str, registry: Registry, filters: list[str] | None = None,
+                threads: int | None = None, suite_hash: str = "") -> Suite:
     """Validate a suite given as a dict (as from TOML) and expand it into trials."""
     v = _Validator(source)
     v.keys(data, SUITE_KEYS, "")
     name = v.typed(data.get("name", Path(source).stem), str, "name")
     seeds = data.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(_is_int(s) for s in seeds):
-        v.fail("seeds", f"expected a non-empty list of integers, got {seeds!r}")
+    if not isinstance(seeds, list) or not seeds or not all(_is_int(s) and -INT64 <= s < INT64 for s in seeds):
+        v.fail("seeds", f"expected a non-empty list of 64-bit integers, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        v.fail("seeds", f"a seed is listed twice: {seeds!r}")
     device = check_device(v, data.get("device", "cpu"), "device")
-    dtype = check_dtype(v, data.get("dtype", "float32"), "dtype")
+    dtype = check_dtype(v, data["dtype"], "dtype") if "dtype" in data else None
+    suite_threads = check_threads(v, data.get("threads", 1), "threads")
+    if threads is not None:
+        suite_threads = check_threads(_Validator("--threads"), threads, "value")
     metrics = data.get("metrics")
     if metrics is not None:
         if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
@@ -156,19 +118,20 @@ def parse_suite(data: dict, source: str, registry: Registry, filters: list[str] 
         spec = v.known(registry.problem, v.required(entry, "name", str, where), f"{where}.name")
         params = v.typed(entry.get("params", {}), dict, f"{where}.params")
         check_params(v, spec, params, f"{where}.params")
-        budget = {**spec.budget, **v.typed(entry.get("budget", {}), dict, f"{where}.budget")}
-        budget.setdefault("max_steps", DEFAULT_MAX_STEPS)
-        _check_table(v, budget, BUDGET_KEYS, f"{where}.budget")
-        targets = v.typed(entry.get("target", spec.targets), dict, f"{where}.target")
-        for key, value in targets.items():
-            if not _is_number(value):
-                v.fail(f"{where}.target.{key}", f"expected a number, got {value!r}")
+        budget = check_budget(v, {**spec.budget, **v.typed(entry.get("budget", {}), dict, f"{where}.budget")},
+                              f"{where}.budget")
+        targets = check_targets(v, registry, spec, v.typed(entry.get("target", spec.targets), dict,
+                                                         f"{where}.target"), f"{where}.target")
+        directions = {m: d for m in spec.reports if (d := metric_direction(registry, m))}
+        directions.update({t.metric: t.direction for t in targets})
         schedule = v.typed(entry.get("eval", {}), dict, f"{where}.eval")
         _check_table(v, schedule, EVAL_KEYS, f"{where}.eval")
         if len(schedule) > 1:
             v.fail(f"{where}.eval", "give one of 'every' or 'points'")
-        p_dtype = check_dtype(v, entry.get("dtype", dtype), f"{where}.dtype")
+        p_dtype = check_dtype(v, entry.get("dtype", dtype or KIND_DTYPES[spec.kind]), f"{where}.dtype")
         p_device = check_device(v, entry.get("device", device), f"{where}.device")
+        p_threads = suite_threads if threads is not None else check_threads(
+            v, entry.get("threads", suite_threads), f"{where}.threads")
         for opt_spec, hp, tuned, chosen, o_where in opt_entries:
             if spec.kind not in opt_spec.kinds:
                 continue
@@ -177,11 +140,13 @@ def parse_suite(data: dict, source: str, registry: Registry, filters: list[str] 
                                           f"{source}: {o_where}.hparams_from")
                 check_hparams(v, opt_spec, found, f"{o_where}.hparams_from")
                 hp = {**opt_spec.defaults, **found, **chosen}
+            code = code_identity.trial_code(registry, spec.plugin, opt_spec.plugin)
             for seed in seeds:
                 trials.append(Trial(suite=name, problem=spec.name, params={**spec.params, **params},
                                     kind=spec.kind, optimizer=opt_spec.name, hparams=hp, seed=int(seed),
                                     device=p_device, dtype=p_dtype, budget=budget, targets=targets,
-                                    eval=schedule, metrics=metrics))
+                                    eval=schedule, threads=p_threads, metrics=metrics,
+                                    directions=directions, code=code, suite_hash=suite_hash))
     trials = apply_filters(trials, filters or [])
     return Suite(name=name, path=source, trials=trials)
 
@@ -242,13 +207,64 @@ class _Validator:
         return items
 
 
-def _check_table(v: _Validator, table: dict, schema: dict, where: str):
+def _check_table(v: _Validator, table: dict, schema: dict, where: str, zero_ok: tuple = ()):
     for key, value in table.items():
         if key not in schema:
             v.fail(f"{where}.{key}", f"unknown key (expected one of {', '.join(sorted(schema))})")
         typ = schema[key]
-        if isinstance(value, bool) or not isinstance(value, typ) or value <= 0:
-            v.fail(f"{where}.{key}", f"expected a positive {'integer' if typ is int else 'number'}, got {value!r}")
+        if typ is str:
+            continue
+        low_ok = key in zero_ok
+        if (isinstance(value, bool) or not isinstance(value, typ) or not math.isfinite(value)
+                or value < 0 or (value == 0 and not low_ok) or abs(value) >= INT64):
+            v.fail(f"{where}.{key}", f"expected a {'non-negative' if low_ok else 'positive'} "
+                   f"{'integer' if typ is int else 'finite number'}, got {value!r}")
+
+
+def check_budget(v: _Validator, table: dict, where: str) -> Budget:
+    """A budget table -> Budget (warmup_steps may be 0; time_to_target "training" or "all")."""
+    _check_table(v, table, BUDGET_KEYS, where, zero_ok=("warmup_steps",))
+    mode = table.get("time_to_target", "training")
+    if mode not in TIME_TO_TARGET_MODES:
+        v.fail(f"{where}.time_to_target", f"expected one of {', '.join(TIME_TO_TARGET_MODES)}, got {mode!r}")
+    if table.get("divergence_factor", 2) <= 1:
+        v.fail(f"{where}.divergence_factor", f"expected a number above 1, got {table['divergence_factor']!r}")
+    if "max_seconds" in table:
+        table = {**table, "max_seconds": float(table["max_seconds"])}
+    return Budget(**table)
+
+
+def metric_direction(registry: Registry, metric: str) -> str | None:
+    """"max" or "min" as a MetricSpec declares it; None when no plugin declares the metric."""
+    spec = registry.metrics.get(metric)
+    if spec is None:
+        return None
+    return "max" if spec.higher_is_better else "min"
+
+
+def check_targets(v: _Validator, registry: Registry, spec, table: dict, where: str) -> tuple:
+    """Targets of a problem entry: each on a metric the problem reports, with a declared
+    direction and a finite threshold."""
+    targets = []
+    for key, value in table.items():
+        if not _is_number(value) or not math.isfinite(value):
+            v.fail(f"{where}.{key}", f"expected a finite number, got {value!r}")
+        if key not in spec.reports:
+            reported = ", ".join(spec.reports) or "none declared (ProblemSpec.reports)"
+            v.fail(f"{where}.{key}", f"problem {spec.name!r} does not report metric {key!r} "
+                   f"(it reports: {reported})")
+        direction = metric_direction(registry, key)
+        if direction is None:
+            v.fail(f"{where}.{key}", f"no plugin declares the direction of metric {key!r} (a MetricSpec)")
+        targets.append(Target(key, direction, float(value)))
+    return tuple(targets)
+
+
+def check_threads(v: _Validator, value, key: str) -> int:
+    """A positive number of CPU threads per trial."""
+    if not _is_int(value) or not 1 <= value <= 4096:
+        v.fail(key, f"expected a positive integer number of CPU threads, got {value!r}")
+    return int(value)
 
 
 def check_dtype(v: _Validator, value, key: str) -> str:

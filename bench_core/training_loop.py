@@ -10,7 +10,6 @@ from .accounting import EvalSchedule, Recorder, Stop, targets_met
 from .context import TrialContext, build_problem
 from .problems import TrainingProblem
 
-DEFAULT_WARMUP_STEPS = 1
 
 
 def closure_for(ctx: TrialContext, problem: TrainingProblem, optimizer, requires: frozenset):
@@ -71,11 +70,12 @@ def run_training(ctx: TrialContext, rec: Recorder, spec, opt_spec) -> str:
     rec.warnings += ctx.registry.call_observers("bench_trial_start", trial=ctx)
 
     closure, batch_box, last_loss = closure_for(ctx, problem, optimizer, opt_spec.requires)
-    max_steps = trial.budget["max_steps"]
-    max_seconds = trial.budget.get("max_seconds")
-    warmup = min(trial.budget.get("warmup_steps", DEFAULT_WARMUP_STEPS), max_steps)
+    budget = trial.budget
+    max_steps, max_seconds = budget.max_steps, budget.max_seconds
+    warmup = min(budget.warmup_steps, max_steps)
     schedule = EvalSchedule(trial.eval, max_steps)
     check_each_step = ctx.device.type != "cuda"
+    divergence = _DivergenceRule(budget.divergence_factor)
 
     def evaluate(step: int) -> str | None:
         t0 = time.perf_counter()
@@ -85,7 +85,7 @@ def run_training(ctx: TrialContext, rec: Recorder, spec, opt_spec) -> str:
         rec.record(step, metrics)
         if any(not math.isfinite(v) for k, v in metrics.items() if "loss" in k):
             return "diverged"
-        if targets_met(trial.targets, metrics, ctx.registry):
+        if targets_met(trial.targets, metrics):
             rec.mark_target(step)
             return "target_reached"
         return None
@@ -94,25 +94,25 @@ def run_training(ctx: TrialContext, rec: Recorder, spec, opt_spec) -> str:
     if status:
         return status
     step = 0
+    rec.in_warmup = warmup > 0
     rec.start()
     for step in range(1, max_steps + 1):
+        ctx.step = step
         batch_box[0] = problem.batch(step)
         loss = optimizer.step(closure)
         if loss is None:
             loss = last_loss[0]
-        if step == warmup:  # the warm-up steps are timed apart, not counted as training time
+        if step == warmup:  # the warm-up steps are timed apart (a phase of their own)
             rec.pause()
-            rec.warmup_time, rec.train_time = rec.train_time, 0.0
+            rec.in_warmup = False
             rec.start()
-        if check_each_step and loss is not None and not math.isfinite(_loss_value(loss)):
-            ctx.step = step
-            raise Stop("diverged", f"loss became {_loss_value(loss)} at step {step}")
+        if check_each_step and loss is not None:
+            divergence.check(_loss_value(loss), step)
         over_time = max_seconds is not None and rec.elapsed() > max_seconds
         if step in schedule or over_time:
             rec.pause()
-            if loss is not None and not math.isfinite(_loss_value(loss)):
-                ctx.step = step
-                raise Stop("diverged", f"loss became {_loss_value(loss)} at step {step}")
+            if loss is not None:
+                divergence.check(_loss_value(loss), step)
             status = evaluate(step)
             if status:
                 return status
@@ -121,7 +121,25 @@ def run_training(ctx: TrialContext, rec: Recorder, spec, opt_spec) -> str:
             rec.start()
     if rec.segment_start is not None:
         rec.pause()
-    ctx.step = step
     return "ok"
+
+
+class _DivergenceRule:
+    """A training loss that is not finite, or above `factor` times the first step's loss (when
+    that was positive: benchopt's rule), has diverged."""
+
+    def __init__(self, factor: float):
+        self.factor = factor
+        self.initial: float | None = None
+
+    def check(self, value: float, step: int) -> None:
+        """Raise Stop("diverged") when `value` at `step` breaks the rule."""
+        if not math.isfinite(value):
+            raise Stop("diverged", f"loss became {value} at step {step}")
+        if self.initial is None:
+            self.initial = value
+        elif self.initial > 0 and value > self.factor * self.initial:
+            raise Stop("diverged", f"loss {value:.4g} at step {step} exceeds {self.factor:g} times "
+                                   f"its initial value {self.initial:.4g}")
 
 

@@ -13,7 +13,8 @@
 Each trial runs on the suite's first seed; hyperparameters the suite fixes stay fixed unless the
 search space names them. Every tuning trial is an ordinary trial in the results directory (suite
 name "<suite>-tune"), so a tuning run resumes like any run. The best trial of each optimizer and
-problem is chosen on a validation metric (see ``selection_metric`` and ``rank_key``) and written
+problem is chosen by the one rule of bench_core.selection (success, steps to target, then a
+validation metric) and written
 to a TOML file that a suite includes with ``hparams_from``::
 
     [[optimizers]]
@@ -33,11 +34,12 @@ from scipy.stats import qmc
 from .errors import BenchInputError
 from .registry import Registry, get_registry
 from .store import read_trials, to_json
+from .selection import row_rank, selection_metric
 from .suite import Suite, Trial
+from .trial import targets_dict
 from .tuned_settings import TunedSettings  # noqa: F401  (re-exported: the include a suite reads)
 
 METHODS = ("random", "hyperband")
-FAILED = ("error", "diverged")
 
 
 # --------------------------------------------------------------------------- sampling
@@ -83,34 +85,6 @@ def hyperband_plan(max_steps: int, budget_steps: int, eta: int = 3) -> list[list
     return plan
 
 
-# --------------------------------------------------------------------------- selection
-def selection_metric(metric_names, targets: dict) -> str | None:
-    """The metric tuning selects on: a validation metric (``val_*``; the target's when it is
-    one), else the first target metric, else ``loss``."""
-    names = set(metric_names)
-    for name in targets:
-        if name.startswith("val_") and name in names:
-            return name
-    vals = sorted(n for n in names if n.startswith("val_"))
-    if vals:
-        return "val_loss" if "val_loss" in vals else vals[0]
-    for name in targets:
-        if name in names:
-            return name
-    return "loss" if "loss" in names else (sorted(names)[0] if names else None)
-
-
-def rank_key(row: dict, metric: str | None, higher_is_better: bool) -> tuple:
-    """Sort key, best first: trials that reached their target (fewer steps to target first),
-    then the others by the selection metric; failed trials and missing values last."""
-    value = (row.get("metrics") or {}).get(metric) if metric else None
-    finite = value is not None and math.isfinite(value) and row["status"] not in FAILED
-    score = (-value if higher_is_better else value) if finite else math.inf
-    if row["status"] == "target_reached" and row.get("steps_to_target") is not None:
-        return (0, row["steps_to_target"], score)
-    return (1 if finite else 2, 0, score)
-
-
 # --------------------------------------------------------------------------- the protocol
 @dataclass
 class Group:
@@ -137,20 +111,18 @@ def tuning_groups(suite: Suite) -> list[Group]:
     """One group per (problem, params, optimizer, fixed hparams) of the suite, on its first seed."""
     groups: dict[tuple, Group] = {}
     for t in suite.trials:
-        key = (t.problem, to_json(t.params), t.optimizer, to_json(t.hparams), t.dtype, t.device)
-        groups.setdefault(key, Group(base=t))
+        groups.setdefault(t.key_id, Group(base=t))
     return list(groups.values())
 
 
 def _tuning_trial(base: Trial, point: dict, max_steps: int | None = None) -> Trial:
-    budget = dict(base.budget) if max_steps is None else {**base.budget, "max_steps": max_steps}
-    return replace(base, suite=f"{base.suite}-tune", hparams={**base.hparams, **point},
-                   budget=budget, trial_id="")
+    budget = base.budget if max_steps is None else replace(base.budget, max_steps=max_steps)
+    return replace(base, suite=f"{base.suite}-tune", hparams={**base.hparams, **point}, budget=budget)
 
 
 def _random_search(group: Group, points: list[dict]) -> Generator:
     trials = [_tuning_trial(group.base, p) for p in points]
-    group.planned_steps = len(trials) * group.base.budget["max_steps"]
+    group.planned_steps = len(trials) * group.base.budget.max_steps
     yield trials
 
 
@@ -187,7 +159,7 @@ def tune(suite: Suite, out: str | Path, budget: int, method: str = "random", see
     gens = []
     for group in groups:
         space = registry.optimizer(group.base.optimizer).search_space
-        max_steps = group.base.budget["max_steps"]
+        max_steps = group.base.budget.max_steps
         if method == "random":
             gens.append(_random_search(group, quasi_random_points(space, budget, seed)))
             continue
@@ -217,7 +189,7 @@ def tune(suite: Suite, out: str | Path, budget: int, method: str = "random", see
     rows = _rows_by_id(out)
     best = []
     for group in groups:
-        full = group.base.budget["max_steps"]
+        full = group.base.budget.max_steps
         candidates = [rows[tid] for tid in dict.fromkeys(group.trial_ids)
                       if json.loads(rows[tid]["budget"])["max_steps"] == full]
         group.final_ids = [r["trial_id"] for r in candidates]
@@ -240,10 +212,10 @@ class _Ranker:
         names = set()
         for r in rows:
             names |= set(r.get("metrics") or {})
-        self.metric = selection_metric(sorted(names), self.group.base.targets)
+        self.metric = selection_metric(targets_dict(self.group.base.targets), sorted(names))
 
     def __call__(self, row: dict) -> tuple:
-        return rank_key(row, self.metric, self.registry.higher_is_better(self.metric or ""))
+        return row_rank(row, self.metric, json.loads(row.get("directions") or "{}").get(self.metric))
 
 
 def _rows_by_id(out: str) -> dict:

@@ -88,7 +88,7 @@ def bare_run(trial) -> dict:
     optimizer = opt_spec.factory(problem.parameters(), **trial.hparams)
     with torch.no_grad():
         problem.evaluate()
-    steps = trial.budget["max_steps"]
+    steps = trial.budget.max_steps
     loop_start = None
     for step in range(1, steps + 1):
         batch = problem.batch(step)

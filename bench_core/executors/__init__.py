@@ -17,10 +17,11 @@ from datetime import datetime, timezone
 from typing import Callable, Protocol
 
 from ..errors import BenchInputError
+from ..threads import available_cpus, quiet_openmp
 from ..registry import ENTRY_POINT_GROUP, Registry, build_registry, get_registry, set_registry
 from ..runner import run_trial
-from ..store import TrialClaim, read_trial_status, to_json, write_trial
-from ..suite import Trial
+from ..store import TrialClaim, read_trial_status, write_trial
+from ..trial import Trial, make_row
 
 EXECUTORS = ("local", "process", "ray")
 
@@ -71,16 +72,7 @@ def failure_row(trial: Trial, run_id: str, status: str, error: str) -> dict:
     """The row of a trial that produced no result of its own (status timeout or error)."""
     from .. import provenance
 
-    now = datetime.now(timezone.utc)
-    return {
-        "run_id": run_id, "trial_id": trial.trial_id, "suite": trial.suite,
-        "problem": trial.problem, "problem_params": to_json(trial.params), "kind": trial.kind,
-        "optimizer": trial.optimizer, "hparams": to_json(trial.hparams), "label": trial.label,
-        "seed": trial.seed, "device": trial.device, "dtype": trial.dtype,
-        "budget": to_json(trial.budget), "targets": to_json(trial.targets),
-        "status": status, "error": error, "steps": 0, "metrics": {}, "counters": {},
-        **provenance.provenance(trial.device), "started_at": now, "ended_at": now,
-    }
+    return make_row(trial, run_id, status, error, environment=provenance.provenance(trial.device))
 
 
 def row_json(row: dict | None) -> str:
@@ -91,16 +83,8 @@ def row_json(row: dict | None) -> str:
 def kill_deadline(trial: Trial, grace_s: float) -> float | None:
     """Seconds after which a trial's worker is killed: max_seconds plus a grace period for
     setup and the last step; None when the trial has no time budget."""
-    max_seconds = trial.budget.get("max_seconds")
+    max_seconds = trial.budget.max_seconds
     return None if max_seconds is None else float(max_seconds) + grace_s
-
-
-def available_cpus() -> int:
-    """CPU cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 def threads_per_worker(jobs: int) -> int:

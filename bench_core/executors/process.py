@@ -40,7 +40,7 @@ def _worker_main(conn, threads: int, extensions: list) -> None:
         if not message:
             return
         request = json.loads(message)
-        trial = Trial(**request["trial"])
+        trial = Trial.from_dict(request["trial"])
         conn.send_bytes(b"started")  # the driver's clock for this trial starts now
         row = execute_trial(trial, request["out"], request["run_id"], registry,
                             rerun_failed=request["rerun_failed"])
@@ -144,7 +144,7 @@ class ProcessExecutor:
                         self._died(w, queue, deaths, out, run_id, on_result, rerun_failed)
                     elif self._overdue(w):
                         workers[i] = self._replace(ctx, w, extensions, kill=True)
-                        limit = w.trial.budget["max_seconds"]
+                        limit = w.trial.budget.max_seconds
                         on_result(record_failure(
                             w.trial, out, run_id, "timeout",
                             f"killed after {time.monotonic() - w.started:.1f} s: exceeded max_seconds={limit}"

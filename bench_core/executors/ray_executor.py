@@ -35,7 +35,7 @@ def ray_trial(trial: dict, out: str, run_id: str, extensions: list, threads: int
     key = (tuple(map(tuple, extensions)), threads)
     if key not in _REGISTRIES:
         _REGISTRIES[key] = worker_setup(threads, [tuple(e) for e in extensions])
-    row = execute_trial(Trial(**trial), out, run_id, _REGISTRIES[key], rerun_failed=rerun_failed)
+    row = execute_trial(Trial.from_dict(trial), out, run_id, _REGISTRIES[key], rerun_failed=rerun_failed)
     return row_json(row)
 
 
@@ -116,7 +116,7 @@ class RayExecutor:
                         _wait_released(out, trial.trial_id)
                         on_result(record_failure(
                             trial, out, run_id, "timeout",
-                            f"cancelled after {elapsed:.1f} s: exceeded max_seconds={trial.budget['max_seconds']}"
+                            f"cancelled after {elapsed:.1f} s: exceeded max_seconds={trial.budget.max_seconds}"
                             f" (+{self.grace_s:g} s grace); a step did not return", rerun_failed))
         finally:
             for ref in running:

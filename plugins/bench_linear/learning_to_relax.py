@@ -110,8 +110,8 @@ def relax_report(ctx) -> dict | None:
         return None  # only sequences have a regret to speak of
     if "relax" in ctx.scratch:
         return ctx.scratch["relax"]
-    rtol = ctx.trial.targets.get("rel_residual", 1e-8)
-    maxiter = int(ctx.trial.budget["max_steps"])
+    rtol = next((t.threshold for t in ctx.trial.targets if t.metric == "rel_residual"), 1e-8)
+    maxiter = int(ctx.trial.budget.max_steps)
     systems = list(ctx.problem.systems())[: len(solver.history)]
     table = cost_table(systems, solver.omegas, rtol, maxiter)
     total = float(sum(h["iterations"] for h in solver.history))
