@@ -6,9 +6,12 @@ are the hooks below. Plugins are found through the entry-point group ``bench_cor
     [project.entry-points.bench_core]
     my_plugin = "my_package.plugin"
 
-Provider hooks return lists of specs. Observer hooks are called while trials run; what they
-return is ignored, and an observer that raises is recorded as a warning on the trial, never a
-failure of the run.
+Provider hooks return lists of specs. Observer hooks are called while trials run, by pluggy
+(``pm.hook.NAME(...)``), so ``@hookimpl(tryfirst=True)`` / ``trylast=True`` order them and
+``hookwrapper=True`` / ``wrapper=True`` implementations run around the others; what they return
+is ignored, and an observer that raises is recorded as a warning on the trial, never a failure
+of the run. A marked implementation whose name is no hook below (``bench_optimizer``,
+``bench_trial_ends``) is reported as an error of its plugin by ``bench list``.
 """
 from __future__ import annotations
 
@@ -44,7 +47,10 @@ def bench_metrics():
 
     A spec with a function is computed at the end of every trial; a spec without one declares
     the direction and unit of a value that problems report (e.g. ``val_accuracy``, higher is
-    better). The same name may be declared by several plugins if they agree.
+    better). The same name may be declared by several plugins if they agree; bench_core itself
+    declares the shared ones (``loss``, ``val_accuracy``, ``rel_residual``, ... see
+    :mod:`bench_core.core_metrics`), and a plugin that gives one of them the other direction is
+    reported as an error.
     """
 
 
