@@ -89,10 +89,11 @@ def matrix_problem_specs() -> list[bench_core.ProblemSpec]:
             name="linear.spectrum", kind="linear_system", factory=spectrum,
             params={"n": 400, "condition": 1e4, "spacing": "geometric"},
             targets={"rel_residual": 1e-8}, budget={"max_steps": 2000},
+            reports=("rel_residual", "rel_error"),
             description="SPD Q diag(λ) Qᵀ with a prescribed spectrum (condition number, spacing)."),
         bench_core.ProblemSpec(
             name="linear.gallery", kind="linear_system", factory=gallery,
             params={"matrix": "airfoil"}, targets={"rel_residual": 1e-8},
-            budget={"max_steps": 2000},
+            budget={"max_steps": 2000}, reports=("rel_residual", "rel_error"),
             description="pyamg's shipped real matrices by name: " + ", ".join(GALLERY) + "."),
     ]

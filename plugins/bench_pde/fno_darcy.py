@@ -127,5 +127,5 @@ def fno_problem_specs() -> list[bench_core.ProblemSpec]:
         name="pde.fno_darcy", kind="training", factory=DarcyFNO,
         params={"resolution": 16, "n_train": 200, "n_val": 50, "width": 16, "modes": 6, "layers": 3,
                 "batch_size": 20, "data_seed": 0, "stochastic_rounding": False},
-        targets={"val_rel_l2": 0.06}, budget={"max_steps": 300},
+        targets={"val_rel_l2": 0.06}, budget={"max_steps": 300}, reports=("loss", "val_rel_l2"),
         description="Fourier neural operator on generated Darcy flow (GRF coefficients, own FV solver, cached).")]

@@ -65,6 +65,6 @@ def heat_problem_specs() -> list[bench_core.ProblemSpec]:
     return [bench_core.ProblemSpec(
         name="pde.heat_sequence", kind="linear_system", factory=heat_sequence,
         params={"n": 32, "steps": 20, "vary": "both"}, targets={"rel_residual": 1e-8},
-        budget={"max_steps": 20000},
+        budget={"max_steps": 20000}, reports=("rel_residual", "rel_error"),  # every step's x* is known
         description="Backward-Euler heat equation: a sequence of systems I + dt κ L with "
                     "changing dt and κ (for solvers that learn across instances).")]

@@ -90,7 +90,7 @@ def pinn_problem_specs() -> list[bench_core.ProblemSpec]:
         name="pde.pinn_poisson", kind="training", factory=PoissonPINN,
         params={"width": 32, "depth": 2, "frequency": 1, "n_interior": 256, "n_boundary": 64,
                 "boundary_weight": 1.0, "stochastic_rounding": False},
-        targets={"rel_l2_error": 0.02}, budget={"max_steps": 800},
+        targets={"rel_l2_error": 0.02}, budget={"max_steps": 800}, reports=("loss", "rel_l2_error"),
         description="PINN (tanh MLP) for 2D Poisson with exact solution sin(kπx)sin(kπy); size: width, depth.")]
 
 

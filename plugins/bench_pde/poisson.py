@@ -73,10 +73,12 @@ def poisson_problem_specs() -> list[bench_core.ProblemSpec]:
         bench_core.ProblemSpec(
             name="pde.poisson2d", kind="linear_system", factory=poisson2d, params={"n": 64},
             targets={"rel_residual": 1e-8}, budget={"max_steps": 2000},
+            reports=("rel_residual", "rel_error"),
             description="2D Poisson, 5-point finite differences on an n×n grid (SPD)."),
         bench_core.ProblemSpec(
             name="pde.poisson3d", kind="linear_system", factory=poisson3d, params={"n": 16},
             targets={"rel_residual": 1e-8}, budget={"max_steps": 2000},
+            reports=("rel_residual", "rel_error"),
             description="3D Poisson, 7-point finite differences on an n×n×n grid (SPD)."),
     ]
 

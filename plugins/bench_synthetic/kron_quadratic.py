@@ -75,5 +75,5 @@ def kron_quadratic_specs() -> list[bench_core.ProblemSpec]:
     return [bench_core.ProblemSpec(
         name="synthetic.kron_quadratic", kind="training", factory=KronQuadratic,
         params={"m": 32, "n": 32, "condition": 1e4, "noise": 0.0},
-        targets={"loss": 1e-6}, budget={"max_steps": 2000},
+        targets={"loss": 1e-6}, budget={"max_steps": 2000}, reports=("loss", "dist_to_opt"),
         description="‖A W B − C‖² / ‖C‖² with ill-conditioned A, B: Kronecker-factored curvature.")]

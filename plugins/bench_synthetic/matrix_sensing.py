@@ -63,5 +63,5 @@ def matrix_sensing_specs() -> list[bench_core.ProblemSpec]:
         name="synthetic.matrix_sensing", kind="training", factory=MatrixSensing,
         params={"n": 20, "rank": 3, "k": 6, "condition": 100.0, "measurements": None, "init_scale": 1e-3,
                 "stochastic_rounding": False},
-        targets={"rel_error": 1e-3}, budget={"max_steps": 1000},
+        targets={"rel_error": 1e-3}, budget={"max_steps": 1000}, reports=("loss", "rel_error"),
         description="Over-parameterized ill-conditioned low-rank matrix sensing, X Xᵀ ≈ M*; size: n.")]

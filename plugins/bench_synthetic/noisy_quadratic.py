@@ -24,5 +24,5 @@ def noisy_quadratic_specs() -> list[bench_core.ProblemSpec]:
     return [bench_core.ProblemSpec(
         name="synthetic.noisy_quadratic", kind="training", factory=noisy_quadratic,
         params={"dim": 50, "condition": 100.0, "noise": 0.01, "stochastic_rounding": False},
-        targets={"loss": 2e-3}, budget={"max_steps": 1000},
+        targets={"loss": 2e-3}, budget={"max_steps": 1000}, reports=("loss", "dist_to_opt"),
         description="Quadratic (condition 100) with Gaussian gradient noise; size: dim.")]

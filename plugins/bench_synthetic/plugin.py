@@ -18,12 +18,13 @@ def bench_problems():
         bench_core.ProblemSpec(
             name="synthetic.quadratic", kind="training", factory=Quadratic,
             params={"dim": 100, "condition": 1e4, "noise": 0.0},
-            targets={"loss": 1e-6}, budget={"max_steps": 2000},
+            targets={"loss": 1e-6}, budget={"max_steps": 2000}, reports=("loss", "dist_to_opt"),
             description="Convex quadratic with prescribed condition number; loss scaled to 1 at x=0."),
         bench_core.ProblemSpec(
             name="synthetic.logreg", kind="training", factory=DigitsLogReg,
             params={"batch_size": 128, "l2": 1e-4, "val_fraction": 0.2},
             targets={"val_accuracy": 0.95}, budget={"max_steps": 1000},
+            reports=("loss", "val_loss", "val_accuracy"),
             description="Multinomial logistic regression on scikit-learn's digits."),
         *kron_quadratic_specs(),
         *matrix_sensing_specs(), *rosenbrock_specs(), *noisy_quadratic_specs(),

@@ -46,5 +46,5 @@ def rosenbrock_specs() -> list[bench_core.ProblemSpec]:
     return [bench_core.ProblemSpec(
         name="synthetic.rosenbrock", kind="training", factory=Rosenbrock,
         params={"dim": 2, "perturbation": 0.1, "stochastic_rounding": False},
-        targets={"loss": 1e-3}, budget={"max_steps": 2000},
+        targets={"loss": 1e-3}, budget={"max_steps": 2000}, reports=("loss", "dist_to_opt"),
         description="Extended Rosenbrock function from a perturbed (−1.2, 1, …) start; size: dim.")]
