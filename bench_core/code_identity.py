@@ -58,7 +58,7 @@ def source_hash(directory: str) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def _top_level_distributions() -> dict:
+def _top_level_distributions(path: tuple) -> dict:
     return importlib.metadata.packages_distributions()
 
 
@@ -90,15 +90,18 @@ def required_versions(dist: str | None) -> dict:
     return dict(sorted(out.items()))
 
 
-@functools.lru_cache(maxsize=None)
 def component(module_name: str) -> dict:
     """The identity of the code of one top-level package or module (by its import name)."""
     top = module_name.split(".")[0]
     module = sys.modules.get(top)
     if module is None:
         module = __import__(top)
-    file = getattr(module, "__file__", None)
-    dists = _top_level_distributions().get(top, [])
+    return _component(top, getattr(module, "__file__", None), tuple(sys.path))
+
+
+@functools.lru_cache(maxsize=None)
+def _component(top: str, file: str | None, path: tuple) -> dict:
+    dists = _top_level_distributions(tuple(sys.path)).get(top, [])
     dist = dists[0] if dists else None
     info = {"module": top, "distribution": dist, "version": _version(dist) if dist else None}
     if file:
@@ -139,7 +142,7 @@ def trial_code(registry, problem_plugin: str, optimizer_plugin: str) -> dict:
 def code_id(code: dict) -> str:
     """A short fingerprint (12 hex digits) of a code identity: versions and source hashes, not
     commits, so that a commit that changes no source keeps the fingerprint."""
-    stripped = {k: ({f: v for f, v in c.items() if f not in ("commit", "dirty")} if isinstance(c, dict) else c)
+    stripped = {k: ({f: v for f, v in c.items() if f not in ("commit", "dirty", "plugin")} if isinstance(c, dict) else c)
                 for k, c in code.items()}
     text = json.dumps(stripped, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -90,6 +90,21 @@ def targets_met(targets, metrics: dict) -> bool:
     return bool(targets) and all(t.met(metrics.get(t.metric)) for t in targets)
 
 
+def targets_with_directions(table: dict, registry=None) -> tuple:
+    """Targets from metric -> threshold, each with the direction its MetricSpec declares (the
+    process-wide registry unless given); ValueError for a metric nobody declares."""
+    from .registry import get_registry
+
+    registry = registry or get_registry()
+    out = []
+    for metric, threshold in table.items():
+        spec = registry.metrics.get(metric)
+        if spec is None:
+            raise ValueError(f"target {metric!r}: no plugin declares the direction of this metric")
+        out.append(Target(metric, "max" if spec.higher_is_better else "min", float(threshold)))
+    return tuple(out)
+
+
 def targets_dict(targets) -> dict:
     """metric -> threshold, as the ``targets`` column stores it."""
     return {t.metric: t.threshold for t in targets}
@@ -131,6 +146,8 @@ class Trial:
     def __post_init__(self):
         if isinstance(self.budget, dict):
             self.budget = Budget.from_dict(self.budget)
+        if isinstance(self.targets, dict):  # metric -> threshold: directions as the plugins declare them
+            self.targets = targets_with_directions(self.targets)
         self.targets = tuple(t if isinstance(t, Target) else Target(**t) for t in self.targets)
         from .code_identity import code_id
 

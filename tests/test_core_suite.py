@@ -8,6 +8,7 @@ from bench_core.cli import main
 from bench_core.errors import BenchInputError
 from bench_core.registry import build_registry
 from bench_core.suite import load_suite
+from bench_core.trial import Target
 
 GOOD = """
 name = "t"
@@ -40,8 +41,8 @@ def test_every_optimizer_runs_on_every_problem_of_its_kind_per_seed(write_suite,
     assert ("pde.poisson2d", "linear.cg", None, 0) in pairs
     quad = suite.trials[0]
     assert quad.params == {"dim": 10, "condition": 1e4, "noise": 0.0}  # defaults filled in
-    assert quad.budget["max_steps"] == 20
-    assert quad.targets == {"loss": 1e-6}  # the problem's default target
+    assert quad.budget.max_steps == 20
+    assert quad.targets == (Target("loss", "min", 1e-6),)  # the problem's default target, its direction declared
     assert quad.hparams["momentum"] == 0.9  # the spec's default hparams
     assert len({t.trial_id for t in suite.trials}) == len(suite.trials)
     again = load_suite(write_suite(GOOD), registry)

@@ -16,7 +16,7 @@ import bench_core
 from bench_core import store
 from bench_core.session import run_suite
 from bench_core.suite import load_suite
-from test_executors_support import install_scale_plugin, use_scale_registry
+from test_executors_support import install_scale_plugin
 
 SLOW = """
 name = "slow"
@@ -72,7 +72,8 @@ def test_sigkill_loses_only_trials_in_flight_and_a_rerun_resumes(scale_site, wri
     dead.write_bytes(b"partial")
     live.write_bytes(b"partial")
 
-    use_scale_registry(monkeypatch, tmp_path)
+    monkeypatch.syspath_prepend(str(scale_site))  # the same installed plugin as the killed run's
+    bench_core.set_registry(None)
     try:
         summary = run_suite(load_suite(suite_path), out)
     finally:
