@@ -317,31 +317,3 @@ def compare(base: pd.DataFrame, head: pd.DataFrame, threshold: float = 0.1, alph
     return Comparison(changes=changes, keys_shared=len(shared), keys_only_base=len(keys_b - keys_h),
                       keys_only_head=len(keys_h - keys_b), threshold=threshold, alpha=alpha,
                       base_provenance=_provenance(base), head_provenance=_provenance(head))
-
-
-def run_compare_command(args, console) -> int:
-    """`bench compare BASE HEAD`: print (or --json) the comparison; 1 when a regression exists."""
-    from .analysis import check_results_dirs
-    from .errors import BenchInputError
-    from .report import print_comparison
-    from .store import read_trials
-
-    check_results_dirs([args.base, args.head])
-    if not args.threshold >= 0:
-        raise BenchInputError(f"--threshold: expected a non-negative fraction such as 0.1, got {args.threshold}")
-    if not 0 < args.alpha < 1:
-        raise BenchInputError(f"--alpha: expected a level between 0 and 1, got {args.alpha}")
-    base, head = read_trials(args.base), read_trials(args.head)
-    for name, df in ((args.base, base), (args.head, head)):
-        if not len(df):
-            raise BenchInputError(f"{name}: no trials in this results directory")
-    result = compare(base, head, threshold=args.threshold, alpha=args.alpha, ignore=args.ignore,
-                     quantities=args.quantity or None)
-    if not result.keys_shared:
-        raise BenchInputError(f"{args.base} and {args.head}: no trial key in common (same problems, params, "
-                              "optimizers, hparams, dtype, device and targets); see --ignore")
-    if args.json:
-        print(json.dumps({"base": args.base, "head": args.head, **result.to_dict()}, indent=1))
-    else:
-        print_comparison(result, args.base, args.head, console, show_all=args.all)
-    return 1 if result.regressions else 0

@@ -27,7 +27,6 @@ import pandas as pd
 
 from .analysis import primary_metric, problem_labels
 from .errors import BenchInputError
-from .store import read_trials
 
 COLUMN_METRICS = ("time_to_target_s", "steps_to_target", "train_time_s", "steps",
                   "setup_time_s", "eval_time_s")
@@ -183,35 +182,6 @@ def flag_changes(points: list[Point], k: float = 3.0, rel_tol: float = 0.01,
             prev = p
 
 
-def _fmt(v) -> str:
-    if v is None:
-        return "—"
-    return f"{v:.4g}"
-
-
-def print_history(series: list[Series], console, ordering: str, subjects: dict | None = None) -> None:
-    """One table per series: commit, seeds (reached target), median, mean ± std, change, flag."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    subjects = subjects or {}
-    for s in series:
-        table = Table(title=f"{s.problem} · {s.optimizer} · {s.metric} (commits in {ordering} order)",
-                      title_justify="left")
-        for col, justify in (("commit", "left"), ("seeds (target)", "right"), ("median", "right"),
-                             ("mean ± std", "right"), ("change", "right"), ("flag", "left"),
-                             ("subject", "left")):
-            table.add_column(col, justify=justify, overflow="fold")
-        for p in s.points:
-            style = {"worse": "red", "better": "green", "changed": "yellow"}.get(p.flag, "")
-            flag = f"[{style}]{p.flag}[/{style}]" if style else ""
-            change = "—" if p.change is None else (f"{p.change:+.1%}" if math.isfinite(p.change) else "new")
-            table.add_row(p.key, f"{p.seeds} ({p.reached})", _fmt(p.median),
-                          f"{_fmt(p.mean)} ± {_fmt(p.std)}" if p.values else "—", change, flag,
-                          escape(subjects.get(p.commit, "")))
-        console.print(table)
-
-
 def commit_subjects(commits, repo: str | Path | None = None) -> dict:
     """{commit: subject line} for the commits git knows (empty when git is unavailable)."""
     out = {}
@@ -313,14 +283,6 @@ def write_svg(series: list[Series], path: str | Path) -> None:
     os.replace(tmp, path)
 
 
-def load(dirs: list[str]) -> pd.DataFrame:
-    """Trial rows of the results directories; BenchInputError when one is not a results directory."""
-    for d in dirs:
-        if not (Path(d) / "trials").is_dir():
-            raise BenchInputError(f"{d}: not a results directory (no trials/ folder)")
-    return read_trials(*dirs)
-
-
 def select(trials: pd.DataFrame, metric: str, problem: str | None = None,
            optimizer: str | None = None) -> pd.DataFrame:
     """Rows matching the problem/optimizer globs; BenchInputError when none do or the metric is unknown."""
@@ -340,26 +302,3 @@ def select(trials: pd.DataFrame, metric: str, problem: str | None = None,
             names = ", ".join([FINAL, *COLUMN_METRICS, *sorted(known)])
             raise BenchInputError(f"--metric: unknown metric {metric!r} (known: {names})")
     return df
-
-
-def run_history_command(args, console) -> int:
-    """`bench history DIR [DIR ...]`: print (and plot) the metric over commits; 1 with
-    --fail-on-worse when a commit is flagged worse, else 0."""
-    from .registry import get_registry
-
-    df = select(load(args.dirs), args.metric, args.problem, args.optimizer)
-    series, ordering = build_history(df, args.metric, repo=args.repo, k=args.k, rel_tol=args.rel_tol,
-                                     higher_is_better=get_registry().higher_is_better)
-    commits = {p.commit for s in series for p in s.points}
-    print_history(series, console, ordering, commit_subjects(commits, args.repo))
-    flagged = [(s, p) for s in series for p in s.points if p.flag]
-    for s, p in flagged:
-        console.print(f"{p.key}: {s.problem} {s.optimizer} {s.metric} {p.flag}"
-                      + (f" ({p.change:+.1%})" if p.change is not None and math.isfinite(p.change) else ""),
-                      highlight=False, markup=False)
-    if not flagged:
-        console.print("no commit changed beyond the noise across seeds")
-    if args.plot:
-        write_svg(series, args.plot)
-        console.print(f"plot: {args.plot}")
-    return 1 if args.fail_on_worse and any(p.flag == "worse" for _, p in flagged) else 0

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from . import analysis, svgplot
-from .report import _fmt as fmt
+from .formatting import fmt
 
 CURVE_POINTS = 200
 MAX_FAILURES = 200
@@ -408,13 +408,3 @@ def write_report(dirs: list[str], out: str | Path, title: str | None = None) -> 
         Path(tmp).unlink(missing_ok=True)
         raise
     return out
-
-
-def run_report_command(args, console) -> int:
-    """`bench report DIR... -o FILE`: write the page and say where."""
-    from .analysis import check_results_dirs
-
-    check_results_dirs(args.dirs)
-    path = write_report(args.dirs, args.output, args.title)
-    console.print(f"report: {path}", highlight=False)
-    return 0

@@ -183,31 +183,3 @@ def compare_to_float64(*dirs: str | Path, curve_metric: str = "loss"):
             rec[f"reldiff_{name}"] = relative_difference(mine[name], theirs[name])
         out.append(rec)
     return pd.DataFrame(out, columns=None) if out else pd.DataFrame(columns=columns)
-
-
-def run_precision_command(args, console) -> int:
-    """`bench precision DIR...`: print the float64 comparison as a table."""
-    from rich.table import Table
-
-    from .errors import BenchInputError
-
-    for d in args.dirs:
-        if not (Path(d) / "trials").is_dir():
-            raise BenchInputError(f"{d}: not a results directory (no trials/ folder)")
-    df = compare_to_float64(*args.dirs, curve_metric=args.metric)
-    if df.empty:
-        console.print("no trial has a float64 twin (same problem, params, optimizer, hparams, seed)")
-        return 0
-    shown = ["problem", "optimizer", "seed", "dtype", "stochastic_rounding", f"wasserstein_{args.metric}"]
-    shown += [c for c in df.columns if c.startswith("reldiff_")]
-    table = Table(title="precision: each trial against its float64 twin", title_justify="left")
-    for col in shown:
-        table.add_column(col.replace("reldiff_", "Δrel "), overflow="fold")
-    for _, row in df.sort_values(["problem", "optimizer", "dtype", "seed"]).iterrows():
-        cells = []
-        for col in shown:
-            v = row.get(col)
-            cells.append(f"{v:.3g}" if isinstance(v, float) else str(v))
-        table.add_row(*cells)
-    console.print(table)
-    return 0

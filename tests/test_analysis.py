@@ -15,7 +15,7 @@ from rich.console import Console
 
 from bench_core import analysis
 from bench_core.cli import main
-from bench_core.report import leaderboard_table, print_leaderboard
+from bench_core.cli.tables import leaderboard_table, print_leaderboard
 from bench_core.store import read_trials, to_json, write_trial
 
 

@@ -1,36 +1,28 @@
-"""Terminal output: the leaderboard (shared by `bench run` and `bench show`), the ranking and
-tuning summaries, and the result of `bench compare`. Every string from a plugin or a suite is
+"""Terminal tables shared by commands: the leaderboard (`bench run`, `bench show`), the ranking
+and tuning summaries, and the console they print on. Every string from a plugin or a suite is
 escaped for rich markup."""
 from __future__ import annotations
-
-import math
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ..formatting import fmt
+
 STATUS_SHORT = {"target_reached": "target", "ok": "ok", "diverged": "diverged",
                 "error": "error", "timeout": "timeout"}
 
 
-def _fmt(value, digits: int = 3) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "—"
-        if math.isinf(value):
-            return "∞" if value > 0 else "-∞"
-        if value.is_integer() and abs(value) < 1e7:
-            return str(int(value))
-        return f"{value:.{digits}g}"
-    return str(value)
+def wide_console() -> Console:
+    """A console for tables: the terminal's width, or 200 columns when output is not a terminal."""
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
 
 
 def _interval(pair) -> str:
     if not pair or pair[0] is None or pair[1] is None:
         return ""
-    return f" [{_fmt(pair[0])}, {_fmt(pair[1])}]"
+    return f" [{fmt(pair[0])}, {fmt(pair[1])}]"
 
 
 def leaderboard_table(rows: list[dict], title: str = "Leaderboard") -> Table:
@@ -48,21 +40,15 @@ def leaderboard_table(rows: list[dict], title: str = "Leaderboard") -> Table:
         if last_problem is not None and r["problem"] != last_problem:
             table.add_section()
         statuses = ", ".join(f"{n} {STATUS_SHORT.get(s, s)}" for s, n in sorted(r["statuses"].items()))
-        metric = f"{r['metric']}={_fmt(r['final_metric'])}" if r["metric"] else "—"
-        ttt = _fmt(r["time_to_target_s"])
+        metric = f"{r['metric']}={fmt(r['final_metric'])}" if r["metric"] else "—"
+        ttt = fmt(r["time_to_target_s"])
         if r["time_to_target_s"] is not None:
             ttt += _interval(r.get("time_to_target_ci"))
         table.add_row(escape(r["problem"]) if r["problem"] != last_problem else "", escape(r["optimizer"]),
-                      escape(statuses), ttt, _fmt(r["steps_to_target"]), escape(metric),
-                      _fmt(r["train_time_s"]), _fmt(r["steps"]))
+                      escape(statuses), ttt, fmt(r["steps_to_target"]), escape(metric),
+                      fmt(r["train_time_s"]), fmt(r["steps"]))
         last_problem = r["problem"]
     return table
-
-
-def wide_console() -> Console:
-    """A console for tables: the terminal's width, or 200 columns when output is not a terminal."""
-    console = Console()
-    return console if console.is_terminal else Console(width=200)
 
 
 def print_leaderboard(rows: list[dict], console: Console | None = None, title: str = "Leaderboard") -> None:
@@ -105,16 +91,16 @@ def tuning_table(rows: list[dict]) -> Table:
                           ("chosen on", "right"), ("time→target s", "right"), ("reach", "right")):
         table.add_column(name, justify=justify, overflow="fold")
     for r in rows:
-        chosen = f"{r['selection_metric']}={_fmt(r['best_value'])}" if r["selection_metric"] else "—"
+        chosen = f"{r['selection_metric']}={fmt(r['best_value'])}" if r["selection_metric"] else "—"
         table.add_row(escape(r["problem"]), escape(r["optimizer"]), escape(r["best_label"]), escape(chosen),
-                      _fmt(r["best_time_to_target_s"]), f"{r['settings_reaching_target']}/{r['settings']}")
+                      fmt(r["best_time_to_target_s"]), f"{r['settings_reaching_target']}/{r['settings']}")
     return table
 
 
 def print_summary(trials, console: Console | None = None) -> None:
     """After the leaderboard: the sweeps' best settings when a suite swept hyperparameters, and
     the ranking across problems when some kind has several problems or optimizers."""
-    from .analysis import ranking, tuning_summary
+    from ..analysis import ranking, tuning_summary
 
     console = console or wide_console()
     if trials is None or len(trials) == 0:
@@ -131,52 +117,9 @@ def print_summary(trials, console: Console | None = None) -> None:
         console.print(ranking_table(shown))
 
 
-# --------------------------------------------------------------------------- compare
-def _ratio(c) -> str:
-    if c.ratio is None:
-        return "—"
-    text = f"×{_fmt(c.ratio)}"
-    if c.ci:
-        text += f" [{_fmt(c.ci[0])}, {_fmt(c.ci[1])}]"
-    return text
+def print_leaderboard_and_summary(trials, console: Console, title: str) -> None:
+    """The leaderboard of a trials DataFrame, then its summary (`bench run`, `bench show`)."""
+    from ..analysis import leaderboard
 
-
-def comparison_table(changes: list, title: str) -> Table:
-    """A rich Table of bench_core.compare.Change objects."""
-    table = Table(title=escape(title), title_justify="left")
-    for name, justify in (("problem", "left"), ("optimizer", "left"), ("quantity", "left"),
-                          ("base", "right"), ("head", "right"), ("head/base [95% CI]", "right"),
-                          ("p", "right"), ("n", "right"), ("verdict", "left")):
-        table.add_column(name, justify=justify, overflow="fold")
-    colours = {"regression": "red", "improvement": "green"}
-    for c in changes:
-        verdict = c.verdict
-        if verdict in colours:
-            verdict = f"[{colours[verdict]}]{verdict}[/{colours[verdict]}]"
-        table.add_row(escape(c.problem), escape(c.optimizer), escape(c.quantity), _fmt(c.base), _fmt(c.head),
-                      _ratio(c), "—" if c.p_value is None else f"{c.p_value:.3g}",
-                      f"{c.n}{'' if c.paired else ' u'}", verdict)
-    return table
-
-
-def print_comparison(cmp, base: str, head: str, console: Console | None = None,
-                     show_all: bool = False) -> None:
-    """Print `bench compare`: time to target per key, then the regressions and improvements."""
-    console = console or wide_console()
-    console.print(f"base: {escape(base)}  head: {escape(head)}  keys shared: {cmp.keys_shared}, "
-                  f"only in base: {cmp.keys_only_base}, only in head: {cmp.keys_only_head}", highlight=False)
-    for side, prov in (("base", cmp.base_provenance), ("head", cmp.head_provenance)):
-        for p in prov:
-            console.print(f"  {side}: commit {escape(str(p['git_commit'])[:10])}"
-                          f"{'+dirty' if p['git_dirty'] == 'True' else ''} on {escape(str(p['host']))} "
-                          f"({escape(str(p['cpu_model']))}, torch {escape(str(p['torch_version']))}): "
-                          f"{p['trials']} trials", highlight=False)
-    main = [c for c in cmp.changes if c.quantity in ("success_rate", "time_to_target_s")]
-    console.print(comparison_table(cmp.changes if show_all else main,
-                                   "all quantities" if show_all else "success rate and time to target"))
-    flagged = cmp.regressions + cmp.improvements
-    if flagged:
-        console.print(comparison_table(flagged, f"significant changes beyond ±{cmp.threshold:.0%}"))
-    console.print(f"{len(cmp.regressions)} regression(s), {len(cmp.improvements)} improvement(s) "
-                  f"(alpha {cmp.alpha}, threshold {cmp.threshold:.0%}; ratios are head/base, "
-                  f"u = unpaired seeds)", highlight=False)
+    print_leaderboard(leaderboard(trials), console, title=title)
+    print_summary(trials, console)

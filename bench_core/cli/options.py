@@ -1,0 +1,30 @@
+"""Options shared by several commands: the executor (`bench run`, `bench tune`)."""
+from __future__ import annotations
+
+from ..errors import BenchInputError
+
+
+def add_executor_options(p) -> None:
+    """--executor, --jobs and --address, shared by `bench run` and `bench tune`."""
+    p.add_argument("--executor", default="local", choices=["local", "process", "ray"],
+                   help="where trials run: local (default), process (a worker pool), ray (a Ray cluster)")
+    p.add_argument("--jobs", type=int, help="run trials in N worker processes (implies --executor process)")
+    p.add_argument("--address", help="address of an existing Ray cluster (default: start a local one)")
+
+
+def make_executor(args):
+    """The executor that --executor, --jobs and --address ask for."""
+    from ..executors import get_executor
+
+    if args.jobs is not None and args.jobs < 1:
+        raise BenchInputError(f"--jobs: expected a positive number of worker processes, got {args.jobs}")
+    name = args.executor
+    if name == "local" and args.jobs is not None:
+        name = "process"
+    if args.address and name != "ray":
+        raise BenchInputError("--address: only with --executor ray")
+    if name == "process":
+        return get_executor(name, jobs=args.jobs)
+    if name == "ray":
+        return get_executor(name, address=args.address)
+    return get_executor(name)
