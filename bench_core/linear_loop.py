@@ -8,13 +8,15 @@ system's iteration budget is spent, or ends the trial (Stop) with a status:
 - ``timeout``: the trial's timed work (setup and iterations) passed ``max_seconds``;
 - ``stalled``: the best relative residual seen in the current system has not decreased by a
   relative factor DEFAULT_STALL_FACTOR (1e-3) over the last ``stall_window`` iterations
-  (the budget's, default DEFAULT_STALL_WINDOW = 100), i.e. ``best_now > best_W_ago * (1 - 1e-3)``.
+  (the budget's; by default max(100, sqrt(N) / 4) for N unknowns), i.e.
+  ``best_now > best_W_ago * (1 - 1e-3)``.
   Comparing best-so-far values lets a non-monotone residual (CG's oscillates, GMRES restarts)
   spike without counting as stagnation; what the rule stops is a long plateau, such as float32
   CG stuck at its rounding floor. The window counts solver callbacks, which are cycles for
   scipy.gmres. Measured plateaus of the best residual in converging float64 CG on pde.poisson2d
-  grow with n (about 8, 23, 54, 138 iterations at n = 64, 256, 512, 1024): at n = 1024 and
-  above a suite should set a larger ``stall_window``.
+  grow with n (about 8, 23, 54, 138 iterations at n = 64, 256, 512, 1024, i.e. N = n² unknowns),
+  like CG's iteration count, which grows as sqrt(N) on such problems: hence the default window
+  grows as sqrt(N) / 4 (256 at n = 1024), and 100 below N = 160,000.
 
 A solver that returns on its own (a direct solve without any callback, or its own tolerance
 before the runner's) has its returned x measured: when that meets the targets the system counts
@@ -37,11 +39,18 @@ DEFAULT_STALL_WINDOW = 100
 DEFAULT_STALL_FACTOR = 1e-3
 
 
-def _limits(trial) -> tuple[int, float | None, int]:
-    """(max_steps, max_seconds, stall_window) of a trial: the one place this loop reads its budget."""
+def default_stall_window(unknowns: int) -> int:
+    """The stall window for a system of `unknowns` unknowns when the budget sets none."""
+    return max(DEFAULT_STALL_WINDOW, math.ceil(math.sqrt(max(unknowns, 0)) / 4))
+
+
+def _limits(trial) -> tuple[int, float | None, int | None]:
+    """(max_steps, max_seconds, stall_window or None for the default) of a trial: the one place
+    this loop reads its budget."""
     budget = trial.budget
     window = budget.stall_window
-    window = DEFAULT_STALL_WINDOW if window is None else window
+    if window is None:
+        return budget.max_steps, budget.max_seconds, None
     if isinstance(window, bool) or not isinstance(window, int) or window < 1:
         raise ValueError(f"budget stall_window must be a positive integer, not {window!r}")
     return budget.max_steps, budget.max_seconds, window
@@ -104,7 +113,7 @@ def run_linear(ctx: TrialContext, rec: Recorder, spec, opt_spec) -> str:
             if index == 0:
                 rec.record(0, first)
                 state["recorded"] = (0, first)
-            watch = StallWatch(first["rel_residual"], stall_window)
+            watch = StallWatch(first["rel_residual"], stall_window or default_stall_window(system.b.numel()))
 
             def callback(xk, system=system, state=state, watch=watch):
                 nonlocal total

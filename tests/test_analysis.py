@@ -17,6 +17,7 @@ from bench_core import analysis
 from bench_core.cli import main
 from bench_core.cli.tables import leaderboard_table, print_leaderboard
 from bench_core.store import read_trials, to_json, write_trial
+from bench_core.trial import SCHEMA_VERSION
 
 
 def row(problem="p.one", optimizer="opt.a", seed=0, ttt=1.0, status=None, hparams=None, params=None,
@@ -27,7 +28,10 @@ def row(problem="p.one", optimizer="opt.a", seed=0, ttt=1.0, status=None, hparam
     reached = status == "target_reached"
     label = optimizer + (f"({', '.join(f'{k}={v}' for k, v in sorted(hparams.items()))})" if hparams else "")
     key = json.dumps([problem, params, optimizer, hparams, seed, host], sort_keys=True, default=str)
+    what = json.dumps([problem, params, optimizer, hparams, targets], sort_keys=True, default=str)
     return {
+        "schema_version": SCHEMA_VERSION, "key_id": hashlib.sha256(what.encode()).hexdigest()[:16],
+        "code_id": "c0de", "threads": 1, "load_avg": 0.5, "directions": to_json(DIRECTIONS),
         "run_id": "run-" + host, "trial_id": hashlib.sha256(key.encode()).hexdigest()[:16], "suite": "synthetic",
         "problem": problem, "problem_params": to_json(params or {}), "kind": kind, "optimizer": optimizer,
         "hparams": to_json(hparams), "label": label, "seed": seed, "device": "cpu", "dtype": "float32",
@@ -40,6 +44,9 @@ def row(problem="p.one", optimizer="opt.a", seed=0, ttt=1.0, status=None, hparam
         "host": host, "cpu_model": "cpu", "gpu_model": None, "python_version": "3.11", "torch_version": "2",
         "cpu_count": 2, "torch_threads": 2,
     }
+
+
+DIRECTIONS = {"loss": "min", "val_loss": "min", "val_accuracy": "max", "test_auc": "max"}
 
 
 def frame(rows) -> pd.DataFrame:
@@ -77,7 +84,8 @@ def test_wilson_interval_matches_the_textbook_values():
 
 def test_metric_directions_and_selection_metric():
     assert analysis.higher_is_better("val_accuracy")
-    assert analysis.higher_is_better("test_auc")  # by name, no plugin declares it
+    assert analysis.higher_is_better("test_auc", {"test_auc": "max"})  # as the row recorded it
+    assert not analysis.higher_is_better("test_auc")  # nobody declares it: never guessed from the name
     assert not analysis.higher_is_better("loss")
     assert not analysis.higher_is_better("rel_residual")
     m = {"loss": 1, "val_loss": 2, "val_accuracy": 0.9}

@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from ..errors import BenchInputError
+from ..threads import quiet_openmp
 from . import check, compare, history, list_cmd, precision, report, run, show, tune
 
 # in the order `bench --help` lists them
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `bench` console script."""
+    quiet_openmp()  # before torch or numpy load their OpenMP runtime (bench_core.threads)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -14,6 +14,10 @@ def add_parser(sub) -> None:
                    help="keep trials matching problem=GLOB, optimizer=GLOB, seed=N or a bare GLOB")
     add_executor_options(p)
     p.add_argument("--retry-failed", action="store_true", help="rerun trials recorded with status error")
+    p.add_argument("--threads", type=int,
+                   help="CPU threads per trial, for torch and the BLAS (default: the suite's, else 1)")
+    p.add_argument("--reuse-stale", action="store_true",
+                   help="reuse results of the same trials made by other code instead of rerunning them")
     p.set_defaults(func=run_run_command)
 
 
@@ -22,20 +26,27 @@ def run_run_command(args) -> int:
     from ..session import run_suite
     from ..store import read_trials
     from ..suite import load_suite
+    from ..threads import load_warning
     from .tables import print_leaderboard_and_summary, wide_console
 
-    suite = load_suite(args.suite, filters=args.filter)
+    suite = load_suite(args.suite, filters=args.filter, threads=args.threads)
     if not suite.trials:
         raise BenchInputError(f"{args.suite}: no trial left to run (check --filter and the optimizers' kinds)")
     out = args.out or f"results/{suite.name}"
     executor = make_executor(args)
-    summary = run_suite(suite, out, executor=executor, retry_failed=args.retry_failed)
     console = wide_console()
-    if summary.skipped:
-        console.print(f"{summary.skipped} trial(s) already complete in {out}: skipped")
-    ids = {t.trial_id for t in suite.trials}
-    df = read_trials(out)
-    df = df[df["trial_id"].isin(ids)]
+    warning = load_warning(max(t.threads for t in suite.trials), args.jobs or 1)
+    if warning:
+        console.print(f"warning: {warning}", markup=False, highlight=False)
+    summary = run_suite(suite, out, executor=executor, retry_failed=args.retry_failed,
+                        reuse_stale=args.reuse_stale)
+    if summary.reused_stale:
+        console.print(f"{len(summary.reused_stale)} trial(s) reused from results of other code in {out} "
+                      "(--reuse-stale): their rows say which code made them", markup=False)
+    if summary.skipped - len(summary.reused_stale) > 0:
+        console.print(f"{summary.skipped - len(summary.reused_stale)} trial(s) already complete with this "
+                      f"code in {out}: skipped", markup=False)
+    df = read_trials(out, trial_ids=summary.result_ids)
     print_leaderboard_and_summary(df, console, title=f"{suite.name}: leaderboard ({out})")
     console.print(f"results: {out}/trials/*.parquet, {out}/curves/*.parquet")
     return 0

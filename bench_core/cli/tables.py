@@ -117,9 +117,23 @@ def print_summary(trials, console: Console | None = None) -> None:
         console.print(ranking_table(shown))
 
 
+def conditions(trials) -> str:
+    """" · threads T · load L–M on C cores": what could change the timings, for a title."""
+    if not len(trials) or "threads" not in trials:
+        return ""
+    threads = sorted({int(t) for t in trials["threads"].dropna()})
+    load = trials["load_avg"].dropna() if "load_avg" in trials else []
+    cores = sorted({int(c) for c in trials["cpu_count"].dropna()}) if "cpu_count" in trials else []
+    text = f" · threads {','.join(map(str, threads))}" if threads else ""
+    if len(load):
+        text += f" · load {load.min():.1f}–{load.max():.1f}"
+        text += f" on {','.join(map(str, cores))} cores" if cores else ""
+    return text
+
+
 def print_leaderboard_and_summary(trials, console: Console, title: str) -> None:
     """The leaderboard of a trials DataFrame, then its summary (`bench run`, `bench show`)."""
     from ..analysis import leaderboard
 
-    print_leaderboard(leaderboard(trials), console, title=title)
+    print_leaderboard(leaderboard(trials), console, title=f"{title}{conditions(trials)}")
     print_summary(trials, console)
