@@ -358,7 +358,7 @@ def render_report(trials: pd.DataFrame, curves: pd.DataFrame, sources: list[str]
     problems = list(dict.fromkeys(r["problem"] for r in rows))
     anchors = {p: f"p{i}" for i, p in enumerate(problems)}
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    nav = " · ".join([f'<a href="#ranking">ranking</a>', f'<a href="#leaderboard">leaderboard</a>']
+    nav = " · ".join(['<a href="#ranking">ranking</a>', '<a href="#leaderboard">leaderboard</a>']
                      + [f'<a href="#{anchors[p]}">{_e(p)}</a>' for p in problems]
                      + ['<a href="#provenance">provenance</a>', '<a href="#failures">failures</a>'])
     status_counts = trials["status"].value_counts().to_dict() if len(trials) else {}

@@ -33,7 +33,7 @@ from scipy.stats import qmc
 
 from .errors import BenchInputError
 from .registry import Registry, get_registry
-from .store import read_trials, to_json
+from .store import read_trials
 from .selection import row_rank, selection_metric
 from .suite import Suite, Trial
 from .trial import targets_dict

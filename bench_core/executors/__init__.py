@@ -13,11 +13,11 @@ import importlib.metadata
 import json
 import os
 import types
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Callable, Protocol
 
 from ..errors import BenchInputError
-from ..threads import available_cpus, quiet_openmp
+from ..threads import available_cpus
 from ..registry import ENTRY_POINT_GROUP, Registry, build_registry, get_registry, set_registry
 from ..runner import run_trial
 from ..store import TrialClaim, read_trial_status, write_trial
