@@ -8,7 +8,7 @@ comes from a plugin or a suite (names, params, error messages, hosts...) is HTML
 Sections: ranking and performance profiles; the leaderboard with provenance; per problem, the
 convergence curves of the primary metric (median over seeds, band = range over seeds) against
 steps and against time, time-to-target bars with bootstrap 95% intervals, and the hyperparameter
-sensitivity of swept optimizers; the provenance of every run; failed, diverged and timed-out
+sensitivity of swept optimizers; the provenance of every run; failed, diverged, stalled and timed-out
 trials with their messages.
 """
 from __future__ import annotations
@@ -321,7 +321,7 @@ def _provenance_section(trials: pd.DataFrame) -> str:
 
 def _failures_section(trials: pd.DataFrame) -> str:
     bad = trials[trials["status"].isin(analysis.FAILED)]
-    out = ['<h2 id="failures">Failed, diverged and timed-out trials</h2>']
+    out = ['<h2 id="failures">Failed, diverged, stalled and timed-out trials</h2>']
     if not len(bad):
         out.append('<p class="good">None: every trial finished (reaching its target or its step budget).</p>')
         return "\n".join(out)
@@ -348,7 +348,7 @@ def render_report(trials: pd.DataFrame, curves: pd.DataFrame, sources: list[str]
     trials, curves = trials.copy(), curves.copy()
     for df in (trials, curves):  # a trial run twice (merged results) has one curve per source
         df["curve_key"] = (df["source"].astype(str) + ":" if "source" in df else "") + df["trial_id"].astype(str)
-    trials["problem_label"] = analysis.problem_labels(trials) if len(trials) else []
+    trials = analysis.setting_labels(trials)  # display labels unique per key and code, as the tables use
     rows = analysis.leaderboard(trials)
     settings = analysis.settings_summary(trials)
     # one colour per optimizer; a setting (label) takes its optimizer's colour

@@ -13,6 +13,7 @@ file: bump TRACK_VERSION when you change suites/asv.toml or what a value means.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import sys
@@ -23,8 +24,14 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from bench_core.selection import FAILED
+from bench_core.trial import SCHEMA_VERSION
+
 SUITE = Path(__file__).resolve().parent.parent / "suites" / "asv.toml"
-TRACK_VERSION = "1"
+#: asv starts a new series when this changes: the suite file's content and the row layout's version.
+TRACK_VERSION = hashlib.sha256(SUITE.read_bytes() + f"schema {SCHEMA_VERSION}".encode()).hexdigest()[:12]
+#: Endings that count as a failure (bench_core.analysis.FAILED).
+FAILED_STATUSES = FAILED
 
 
 def suite_grid(path: str | Path = SUITE) -> tuple[list[str], list[str]]:
@@ -68,7 +75,7 @@ def _median_or_nan(values: list[float]) -> float:
 
 
 def values_from_store(trials, problem: str, optimizer: str) -> dict | None:
-    """{"time_to_target_s", "steps_to_target", "final", "metric"} for one (problem, optimizer)
+    """{"time_to_target_s", "steps_to_target", "final", "metric", "failed"} for one (problem, optimizer)
     from bench_core trial rows (a DataFrame from bench_core.store.read_trials); None when the
     suite has no trial for that pair (e.g. a linear solver on a training problem)."""
     rows = trials[(trials["problem"] == problem) & (trials["optimizer"] == optimizer)]
@@ -80,8 +87,9 @@ def values_from_store(trials, problem: str, optimizer: str) -> dict | None:
     steps = [float(s) if ok else math.inf for ok, s in zip(reached, rows["steps_to_target"])]
     finals = [float((m or {}).get(metric, math.nan)) for m in rows["metrics"]]
     finals = [v for v in finals if math.isfinite(v)]
+    failed = float(rows["status"].isin(FAILED_STATUSES).mean())
     return {"time_to_target_s": _median_or_nan(times), "steps_to_target": _median_or_nan(steps),
-            "final": _median_or_nan(finals), "metric": metric}
+            "final": _median_or_nan(finals), "metric": metric, "failed": failed}
 
 
 class SuiteTracks:
@@ -124,3 +132,10 @@ class SuiteTracks:
 
     track_final_metric.unit = "loss or residual"
     track_final_metric.version = TRACK_VERSION
+
+    def track_failed_fraction(self, out, problem, optimizer):
+        """Fraction of seeds that ended diverged, stalled, in error or timed out."""
+        return self.values["failed"]
+
+    track_failed_fraction.unit = "fraction"
+    track_failed_fraction.version = TRACK_VERSION

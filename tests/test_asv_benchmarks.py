@@ -15,7 +15,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # benchmarks/ is a folder of the repository, not an installed package
 
-import bench_core  # noqa: E402
 import benchmarks  # noqa: E402
 from bench_core.store import read_trials  # noqa: E402
 from bench_core.suite import load_suite  # noqa: E402
@@ -50,6 +49,7 @@ def test_asv_discovers_exactly_our_benchmarks():
         "bench_hotpaths.HarnessOverhead.time_loop", "bench_hotpaths.HarnessOverheadShare.track_overhead",
         "bench_hotpaths.OptimizerStep.peakmem_step", "bench_hotpaths.OptimizerStep.time_step",
         "bench_hotpaths.SolverIteration.peakmem_iteration", "bench_hotpaths.SolverIteration.time_iteration",
+        "bench_tracks.SuiteTracks.track_failed_fraction",
         "bench_tracks.SuiteTracks.track_final_metric", "bench_tracks.SuiteTracks.track_steps_to_target",
         "bench_tracks.SuiteTracks.track_time_to_target"]
 
@@ -66,17 +66,18 @@ def test_track_grid_matches_suite():
 
 
 def test_tracked_targets_are_lower_is_better():
-    registry = bench_core.get_registry()
     suite = load_suite(bench_tracks.SUITE)
     for trial in suite.trials:
         assert trial.device == "cpu"
-        for metric in trial.targets:
-            assert not registry.higher_is_better(metric), f"{trial.problem}: asv needs lower-is-better"
+        assert trial.targets
+        for target in trial.targets:
+            assert target.direction == "min", f"{trial.problem}: asv needs lower-is-better"
 
 
 def test_every_benchmark_has_unit_and_pinned_version():
     tracks = _benchmark_methods(bench_tracks.SuiteTracks)
-    assert {n for n, _ in tracks} == {"track_time_to_target", "track_steps_to_target", "track_final_metric"}
+    assert {n for n, _ in tracks} == {"track_time_to_target", "track_steps_to_target", "track_final_metric",
+                                      "track_failed_fraction"}
     for cls in (bench_tracks.SuiteTracks, bench_hotpaths.OptimizerStep, bench_hotpaths.SolverIteration,
                 bench_hotpaths.HarnessOverhead, bench_hotpaths.HarnessOverheadShare):
         methods = _benchmark_methods(cls)
@@ -165,6 +166,9 @@ def test_track_values_equal_store(small_results):
     # adam with lr=1e-3 does not reach the target in 300 steps: time-to-target is NaN (asv: failed)
     bench.setup(small_results, "synthetic.quadratic", "torch.adam")
     assert math.isnan(bench.track_time_to_target(small_results, "synthetic.quadratic", "torch.adam"))
+    sub = trials[(trials["problem"] == "synthetic.quadratic") & (trials["optimizer"] == "torch.adam")]
+    want = float(sub["status"].isin(["diverged", "stalled", "error", "timeout"]).mean())
+    assert bench.track_failed_fraction(small_results, "synthetic.quadratic", "torch.adam") == want
 
 
 def test_pairs_outside_the_suite_are_skipped(small_results):

@@ -106,7 +106,7 @@ def test_report_escapes_every_plugin_string(results, tmp_path):
     assert "default-src 'none'" in unescape(csp) and "connect-src" not in csp
     # the sections are there
     for heading in ("Ranking and performance profiles", "Leaderboard", "Provenance", "Hyperparameter sensitivity",
-                    "Failed, diverged and timed-out trials", "Time to target", "Performance profile: training"):
+                    "Failed, diverged, stalled and timed-out trials", "Time to target", "Performance profile: training"):
         assert heading in page
     assert "ValueError: &lt;bad&gt;" in page and "diverged" in page
 

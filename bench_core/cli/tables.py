@@ -9,7 +9,7 @@ from rich.table import Table
 
 from ..formatting import fmt
 
-STATUS_SHORT = {"target_reached": "target", "ok": "ok", "diverged": "diverged",
+STATUS_SHORT = {"target_reached": "target", "ok": "ok", "diverged": "diverged", "stalled": "stalled",
                 "error": "error", "timeout": "timeout"}
 
 
