@@ -11,6 +11,7 @@ import hashlib
 import inspect
 import itertools
 import math
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ import torch
 
 from . import code_identity
 from .errors import BenchInputError
+from .hparams import problems as hparam_problems
 from .registry import Registry, get_registry
 from .trial import DEFAULT_MAX_STEPS, TIME_TO_TARGET_MODES, Budget, Target, Trial, optimizer_label  # noqa: F401
 from .tuned_settings import TunedSettings
@@ -62,6 +64,8 @@ def load_suite(path: str | Path, registry: Registry | None = None,
         data = tomllib.loads(raw.decode())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise BenchInputError(f"{path}: malformed TOML: {exc}") from None
+    except RecursionError:
+        raise BenchInputError(f"{path}: malformed TOML: nested too deeply") from None
     return parse_suite(data, str(path), registry or get_registry(), filters, threads=threads,
                        suite_hash=hashlib.sha256(raw).hexdigest()[:16])
 
@@ -71,7 +75,7 @@ def parse_suite(data: dict, source: str, registry: Registry, filters: list[str] 
     """Validate a suite given as a dict (as from TOML) and expand it into trials."""
     v = _Validator(source)
     v.keys(data, SUITE_KEYS, "")
-    name = v.typed(data.get("name", Path(source).stem), str, "name")
+    name = check_name(v, data.get("name", Path(source).stem), "name")
     seeds = data.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(_is_int(s) and -INT64 <= s < INT64 for s in seeds):
         v.fail("seeds", f"expected a non-empty list of 64-bit integers, got {seeds!r}")
@@ -147,6 +151,12 @@ def parse_suite(data: dict, source: str, registry: Registry, filters: list[str] 
                                     device=p_device, dtype=p_dtype, budget=budget, targets=targets,
                                     eval=schedule, threads=p_threads, metrics=metrics,
                                     directions=directions, code=code, suite_hash=suite_hash))
+    seen: dict = {}
+    for t in trials:
+        if t.trial_id in seen:
+            v.fail("optimizers", f"two entries give the same trial ({t.problem}, {t.label}, seed {t.seed}):"
+                   " remove the duplicate")
+        seen[t.trial_id] = t
     trials = apply_filters(trials, filters or [])
     return Suite(name=name, path=source, trials=trials)
 
@@ -260,6 +270,18 @@ def check_targets(v: _Validator, registry: Registry, spec, table: dict, where: s
     return tuple(targets)
 
 
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
+
+
+def check_name(v: _Validator, value, key: str) -> str:
+    """A suite name: a safe path component (letters, digits, . _ + -; at most 100 characters),
+    since it names the default results directory results/<name>."""
+    if not isinstance(value, str) or not _SAFE_NAME.fullmatch(value) or ".." in value:
+        v.fail(key, f"expected a name of letters, digits, '.', '_', '+' or '-' (at most 100, not "
+               f"starting with '.' or holding '..'), got {str(value)[:60]!r}")
+    return value
+
+
 def check_threads(v: _Validator, value, key: str) -> int:
     """A positive number of CPU threads per trial."""
     if not _is_int(value) or not 1 <= value <= 4096:
@@ -269,7 +291,7 @@ def check_threads(v: _Validator, value, key: str) -> int:
 
 def check_dtype(v: _Validator, value, key: str) -> str:
     """A dtype name from DTYPES."""
-    if value not in DTYPES:
+    if not isinstance(value, str) or value not in DTYPES:
         v.fail(key, f"unknown dtype {value!r} (expected one of {', '.join(DTYPES)})")
     return value
 
@@ -295,32 +317,10 @@ def check_device(v: _Validator, value, key: str) -> str:
     return value
 
 
-def accepted_arguments(factory, skip_first: bool) -> tuple[dict, bool]:
-    """The keyword arguments a factory takes (name -> default) and whether it takes **kwargs."""
-    try:
-        sig = inspect.signature(factory)
-    except (TypeError, ValueError):
-        return {}, True
-    params = list(sig.parameters.values())
-    if skip_first and params and params[0].kind in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD):
-        params = params[1:]
-    names = {p.name: p.default for p in params
-             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    return names, any(p.kind == p.VAR_KEYWORD for p in params)
-
-
 def check_hparams(v: _Validator, spec, hparams: dict, where: str) -> None:
-    """Every hparam must be one the optimizer takes, of the type of its default."""
-    training = "training" in spec.kinds
-    names, any_kw = accepted_arguments(spec.factory, skip_first=training)
-    names.pop("model", None)
-    defaults = {**{k: d for k, d in names.items() if d is not inspect.Parameter.empty}, **spec.defaults}
-    for key, value in hparams.items():
-        if key not in names and key not in spec.defaults and key not in spec.search_space and not any_kw:
-            v.fail(f"{where}.hparams.{key}", f"optimizer {spec.name!r} takes no hyperparameter {key!r}"
-                   f" (it takes: {', '.join(sorted(set(names) | set(spec.defaults))) or 'none'})")
-        if key in defaults:
-            _check_type(v, value, defaults[key], f"{where}.hparams.{key}")
+    """Every hparam must be one the optimizer declares, of its expected type (bench_core.hparams)."""
+    for key, message in hparam_problems(spec, hparams):
+        v.fail(f"{where}.hparams.{key}", message)
 
 
 def check_params(v: _Validator, spec, params: dict, where: str) -> None:
@@ -338,7 +338,7 @@ def _check_type(v: _Validator, value, default, key: str) -> None:
     if isinstance(default, bool):
         ok = isinstance(value, bool)
     elif isinstance(default, int):
-        ok = _is_int(value) or (_is_number(value) and float(value).is_integer())
+        ok = _is_int(value)
     elif isinstance(default, float):
         ok = _is_number(value)
     elif isinstance(default, str):

@@ -7,7 +7,7 @@ import torch
 from bench_core.cli import main
 from bench_core.errors import BenchInputError
 from bench_core.registry import build_registry
-from bench_core.suite import load_suite
+from bench_core.suite import load_suite, parse_suite
 from bench_core.trial import Target
 
 GOOD = """
@@ -68,7 +68,8 @@ BAD = [
     ("unknown_hparam", GOOD.replace("sweep = { lr = [0.1, 0.01] }", "hparams = { speed = 3 }"),
      "optimizers[0].hparams.speed: optimizer 'torch.sgd' takes no hyperparameter 'speed'"),
     ("wrong_hparam_type", GOOD.replace("sweep = { lr = [0.1, 0.01] }", 'hparams = { lr = "fast" }'),
-     "optimizers[0].hparams.lr: expected a number, got 'fast'"),
+     "optimizers[0].hparams.lr: expected a number (from the default 0.001 of lr in the signature of "
+     "torch.sgd's factory), got 'fast'"),
     ("wrong_bool_type", GOOD.replace("sweep = { lr = [0.1, 0.01] }", "hparams = { nesterov = 1 }"),
      "optimizers[0].hparams.nesterov: expected true or false"),
     ("unknown_param", GOOD.replace("params = { dim = 10 }", "params = { size = 10 }"),
@@ -81,9 +82,39 @@ BAD = [
      "problems[0].budget.max_steps: expected a positive integer"),
     ("unknown_key", "colour = 1\n" + GOOD, "colour: unknown key"),
     ("no_optimizers", GOOD.split("[[optimizers]]")[0], "optimizers: expected at least one [[optimizers]] table"),
+    # hostile values: a list where a scalar belongs, deep nesting, NaN, beyond int64, duplicates, floats for ints
+    ("dtype_list", 'dtype = ["float32"]\n' + GOOD, "dtype: unknown dtype ['float32']"),
+    ("deep_nesting", "x = " + "[" * 5000 + "]" * 5000 + "\n" + GOOD, "malformed TOML: nested too deeply"),
+    ("nan_budget", GOOD.replace("max_steps = 20", "max_steps = 20, max_seconds = nan"),
+     "problems[0].budget.max_seconds: expected a positive finite number, got nan"),
+    ("huge_seed", GOOD.replace("seeds = [0, 1]", "seeds = [9223372036854775808]"),
+     "seeds: expected a non-empty list of 64-bit integers"),
+    ("duplicated_seed", GOOD.replace("seeds = [0, 1]", "seeds = [0, 0]"), "seeds: a seed is listed twice"),
+    ("duplicated_entry", GOOD + '[[optimizers]]\nname = "linear.cg"\n', "optimizers: two entries give the same trial"),
+    ("float_for_int", GOOD.replace("params = { dim = 10 }", "params = { dim = 1e1 }"),
+     "problems[0].params.dim: expected an integer, got 10.0"),
+    ("hparam_typo", GOOD.replace("sweep = { lr = [0.1, 0.01] }", "hparams = { lrr = 0.5 }"),
+     "optimizers[0].hparams.lrr: optimizer 'torch.sgd' takes no hyperparameter 'lrr'; did you mean 'lr'?"),
+    ("name_dotdot", GOOD.replace('name = "t"', 'name = "../.."'), "name: expected a name of letters"),
+    ("name_empty", GOOD.replace('name = "t"', 'name = ""'), "name: expected a name of letters"),
+    ("name_nul", GOOD.replace('name = "t"', 'name = "a\\u0000b"'), "name: expected a name of letters"),
+    ("name_long", GOOD.replace('name = "t"', f'name = "{"a" * 5000}"'), "name: expected a name of letters"),
+    # targets that cannot be checked (issue: "Trustworthy numbers")
+    ("unreported_target", GOOD.replace("budget = { max_steps = 20 }", "budget = { max_steps = 20 }\ntarget = { val_accuracy = 0.9 }"),
+     "problems[0].target.val_accuracy: problem 'synthetic.quadratic' does not report metric 'val_accuracy'"),
+    ("nan_target", GOOD.replace("budget = { max_steps = 20 }", "budget = { max_steps = 20 }\ntarget = { loss = nan }"),
+     "problems[0].target.loss: expected a finite number, got nan"),
 ]
 if not torch.cuda.is_available():
     BAD.append(("absent_cuda", 'device = "cuda"\n' + GOOD, "device: device 'cuda' does not exist here"))
+
+
+def test_a_float_for_an_integer_default_hyperparameter_is_accepted(registry):
+    """torch.sgd's signature says weight_decay=0: a float weight decay is what that means."""
+    suite = parse_suite({"problems": [{"name": "synthetic.quadratic"}],
+                         "optimizers": [{"name": "torch.sgd", "hparams": {"lr": 0.1, "weight_decay": 0.01}}]},
+                        "s.toml", registry)
+    assert suite.trials[0].hparams["weight_decay"] == 0.01
 
 
 @pytest.mark.parametrize("case, text, message", BAD, ids=[b[0] for b in BAD])
@@ -98,3 +129,15 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, text, message, tm
     assert err.count("\n") == 1 and "Traceback" not in err
     assert message in err and str(path) in err
     assert not (tmp_path / "out").exists() and not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("kind", ["a_file", "under_a_file"])
+def test_out_that_cannot_be_a_results_directory_is_one_line_exit_2(kind, write_suite, tmp_path, capsys):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a directory")
+    out = blocker if kind == "a_file" else blocker / "res"
+    code = main(["run", str(write_suite(GOOD)), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert f"--out {out}" in err
+    assert blocker.read_text() == "not a directory"

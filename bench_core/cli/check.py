@@ -57,6 +57,7 @@ def run_check_command(args) -> int:
     """
     from rich.markup import escape
 
+    from ..hparams import problems as hparam_problems
     from ..registry import get_registry
     from ..testing import CHECKS, check_optimizer
     from .tables import wide_console
@@ -72,6 +73,9 @@ def run_check_command(args) -> int:
     console = wide_console()
     style = {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: "[dim]skip[/dim]"}
     failed = 0
+    for name in names:
+        for key, message in hparam_problems(registry.optimizer(name), hparams):
+            raise BenchInputError(f"--hparam {key}: {message}")
     for name in names:
         report = check_optimizer(registry.optimizer(name), hparams, skip=list(args.skip), steps=args.steps,
                                  raise_on_failure=False)

@@ -28,3 +28,17 @@ def make_executor(args):
     if name == "ray":
         return get_executor(name, address=args.address)
     return get_executor(name)
+
+
+def ensure_results_dir(out: str) -> None:
+    """Create the results directory `out` (and its parents), or raise BenchInputError in one line
+    when it names a file or cannot be created."""
+    from pathlib import Path
+
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise BenchInputError(f"--out {out}: exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BenchInputError(f"--out {out}: cannot create the results directory ({exc.strerror or exc})") from None

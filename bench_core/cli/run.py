@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..errors import BenchInputError
-from .options import add_executor_options, make_executor
+from .options import add_executor_options, ensure_results_dir, make_executor
 
 
 def add_parser(sub) -> None:
@@ -34,6 +34,7 @@ def run_run_command(args) -> int:
         raise BenchInputError(f"{args.suite}: no trial left to run (check --filter and the optimizers' kinds)")
     out = args.out or f"results/{suite.name}"
     executor = make_executor(args)
+    ensure_results_dir(out)
     console = wide_console()
     warning = load_warning(max(t.threads for t in suite.trials), args.jobs or 1)
     if warning:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..errors import BenchInputError
-from .options import add_executor_options, make_executor
+from .options import add_executor_options, ensure_results_dir, make_executor
 
 
 def add_parser(sub) -> None:
@@ -37,6 +37,7 @@ def run_tune_command(args) -> int:
     if args.budget < 1:
         raise BenchInputError(f"--budget: expected a positive number of trials, got {args.budget}")
     out = args.out or f"results/{suite.name}-tune"
+    ensure_results_dir(out)
     result = tune(suite, out, args.budget, method=args.method, seed=args.seed, eta=args.eta,
                   executor=make_executor(args))
     tuned = args.tuned or f"{out}/tuned.toml"
