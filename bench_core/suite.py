@@ -1,8 +1,9 @@
 """Suite files (TOML) -> a validated list of trials.
 
-Every problem runs with every optimizer of a kind it supports, once per seed (and once per point
-of an optimizer's ``sweep``). Any mistake in the file raises ``BenchInputError`` with one line
-that names the file and the key.
+Every problem runs with every optimizer of a kind it supports, once per seed, once per point of
+an optimizer's ``sweep`` (of hyperparameters) and once per point of a problem's ``sweep`` (of its
+params, e.g. sizes). Any mistake in the file raises ``BenchInputError`` with one line that names
+the file and the key.
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ BUDGET_KEYS = {"max_steps": int, "max_seconds": (int, float), "warmup_steps": in
                "divergence_factor": (int, float), "time_to_target": str}
 EVAL_KEYS = {"every": int, "points": int}
 SUITE_KEYS = {"name", "description", "seeds", "device", "dtype", "threads", "problems", "optimizers", "metrics"}
-PROBLEM_KEYS = {"name", "params", "budget", "target", "eval", "dtype", "device", "threads"}
+PROBLEM_KEYS = {"name", "params", "sweep", "budget", "target", "eval", "dtype", "device", "threads"}
 INT64 = 2**63
 OPTIMIZER_KEYS = {"name", "hparams", "sweep", "hparams_from"}
 
@@ -100,11 +101,7 @@ def parse_suite(data: dict, source: str, registry: Registry, filters: list[str] 
         v.keys(entry, OPTIMIZER_KEYS, where)
         spec = v.known(registry.optimizer, v.required(entry, "name", str, where), f"{where}.name")
         hparams = v.typed(entry.get("hparams", {}), dict, f"{where}.hparams")
-        sweep = v.typed(entry.get("sweep", {}), dict, f"{where}.sweep")
-        for key, values in sweep.items():
-            if not isinstance(values, list) or not values:
-                v.fail(f"{where}.sweep.{key}", "expected a non-empty list of values")
-        grid = [dict(zip(sweep, combo)) for combo in itertools.product(*sweep.values())] or [{}]
+        grid = sweep_grid(v, entry, f"{where}.sweep")
         tuned = None
         if "hparams_from" in entry:  # per-problem settings written by `bench tune`
             tuned_path = Path(source).parent / v.typed(entry["hparams_from"], str, f"{where}.hparams_from")
@@ -135,17 +132,24 @@ def parse_suite(data: dict, source: str, registry: Registry, filters: list[str] 
         p_device = check_device(v, entry.get("device", device), f"{where}.device")
         p_threads = suite_threads if threads is not None else check_threads(
             v, entry.get("threads", suite_threads), f"{where}.threads")
-        for opt_spec, hp, tuned, chosen, o_where in opt_entries:
+        points = []
+        for point in sweep_grid(v, entry, f"{where}.sweep"):  # problem-parameter sweep, as the optimizers'
+            for key, value in point.items():
+                if key in params:
+                    v.fail(f"{where}.sweep.{key}", "given in params too: give it in one place")
+            check_params(v, spec, point, f"{where}.sweep")
+            points.append({**spec.params, **params, **point})
+        for (opt_spec, hp, tuned, chosen, o_where), full_params in itertools.product(opt_entries, points):
             if spec.kind not in opt_spec.kinds:
                 continue
             if tuned is not None:  # the tuned setting, under the entry's own hparams
-                found = tuned.hparams_for(opt_spec.name, spec.name, {**spec.params, **params},
+                found = tuned.hparams_for(opt_spec.name, spec.name, full_params,
                                           f"{source}: {o_where}.hparams_from")
                 check_hparams(v, opt_spec, found, f"{o_where}.hparams_from")
                 hp = {**opt_spec.defaults, **found, **chosen}
             code = code_identity.trial_code(registry, spec.plugin, opt_spec.plugin)
             for seed in seeds:
-                trials.append(Trial(suite=name, problem=spec.name, params={**spec.params, **params},
+                trials.append(Trial(suite=name, problem=spec.name, params=full_params,
                                     kind=spec.kind, optimizer=opt_spec.name, hparams=hp, seed=int(seed),
                                     device=p_device, dtype=p_dtype, budget=budget, targets=targets,
                                     eval=schedule, threads=p_threads, metrics=metrics,
@@ -158,6 +162,16 @@ def parse_suite(data: dict, source: str, registry: Registry, filters: list[str] 
         seen[t.trial_id] = t
     trials = apply_filters(trials, filters or [])
     return Suite(name=name, path=source, trials=trials)
+
+
+def sweep_grid(v: _Validator, entry: dict, where: str) -> list[dict]:
+    """The points of an entry's ``sweep`` table (key -> non-empty list of values): their
+    cartesian product, or one empty point without a sweep."""
+    sweep = v.typed(entry.get("sweep", {}), dict, where)
+    for key, values in sweep.items():
+        if not isinstance(values, list) or not values:
+            v.fail(f"{where}.{key}", "expected a non-empty list of values")
+    return [dict(zip(sweep, combo)) for combo in itertools.product(*sweep.values())] or [{}]
 
 
 def apply_filters(trials: list[Trial], filters: list[str]) -> list[Trial]:

@@ -99,6 +99,14 @@ BAD = [
     ("name_empty", GOOD.replace('name = "t"', 'name = ""'), "name: expected a name of letters"),
     ("name_nul", GOOD.replace('name = "t"', 'name = "a\\u0000b"'), "name: expected a name of letters"),
     ("name_long", GOOD.replace('name = "t"', f'name = "{"a" * 5000}"'), "name: expected a name of letters"),
+    ("problem_sweep_not_list", GOOD.replace("params = { dim = 10 }", "sweep = { dim = 10 }"),
+     "problems[0].sweep.dim: expected a non-empty list of values"),
+    ("problem_sweep_unknown", GOOD.replace("params = { dim = 10 }", "sweep = { width = [1, 2] }"),
+     "problems[0].sweep.width: problem 'synthetic.quadratic' takes no parameter 'width'"),
+    ("problem_sweep_type", GOOD.replace("params = { dim = 10 }", "sweep = { dim = [10, 2.5] }"),
+     "problems[0].sweep.dim: expected an integer, got 2.5"),
+    ("problem_sweep_twice", GOOD.replace("params = { dim = 10 }", "params = { dim = 10 }\nsweep = { dim = [4] }"),
+     "problems[0].sweep.dim: given in params too"),
     # targets that cannot be checked (issue: "Trustworthy numbers")
     ("unreported_target", GOOD.replace("budget = { max_steps = 20 }", "budget = { max_steps = 20 }\ntarget = { val_accuracy = 0.9 }"),
      "problems[0].target.val_accuracy: problem 'synthetic.quadratic' does not report metric 'val_accuracy'"),
@@ -141,3 +149,13 @@ def test_out_that_cannot_be_a_results_directory_is_one_line_exit_2(kind, write_s
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert f"--out {out}" in err
     assert blocker.read_text() == "not a directory"
+
+
+def test_a_problem_sweep_expands_its_params_like_an_optimizer_sweep(registry):
+    suite = parse_suite({"seeds": [0, 1], "problems": [{"name": "synthetic.quadratic", "params": {"condition": 10.0},
+                                                        "sweep": {"dim": [4, 8, 16]}}],
+                         "optimizers": [{"name": "torch.sgd", "sweep": {"lr": [0.1, 0.01]}}]}, "s.toml", registry)
+    combos = {(t.params["dim"], t.params["condition"], t.hparams["lr"], t.seed) for t in suite.trials}
+    assert len(suite.trials) == len(combos) == 3 * 2 * 2
+    assert {c[0] for c in combos} == {4, 8, 16} and {c[1] for c in combos} == {10.0}
+    assert len({t.key_id for t in suite.trials}) == 3 * 2  # sizes are part of what was run
