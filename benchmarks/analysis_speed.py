@@ -33,6 +33,9 @@ def synthetic(problems: int, optimizers: int, settings: int, seeds: int, seed: i
                     t = float(rng.uniform(0.5, 3.0)) if rng.random() < 0.8 else None
                     tid = hashlib.sha256(json.dumps([p, o, k, s]).encode()).hexdigest()[:16]
                     rows.append({
+                        "key_id": hashlib.sha256(json.dumps([p, o, k]).encode()).hexdigest()[:16],
+                        "code_id": "c0de", "threads": 1, "load_avg": 0.5,
+                        "directions": '{"loss": "min", "val_loss": "min"}',
                         "trial_id": tid, "run_id": "r", "suite": "bench", "problem": f"p{p}",
                         "problem_params": "{}", "kind": "training", "optimizer": f"opt{o}",
                         "hparams": json.dumps(hp), "label": f"opt{o}(lr={hp['lr']:.3g})", "seed": s,
