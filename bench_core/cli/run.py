@@ -22,7 +22,14 @@ def add_parser(sub) -> None:
 
 
 def run_run_command(args) -> int:
-    """Run the suite (skipping trials already complete), then print the leaderboard of its trials."""
+    """Run the suite (skipping trials already complete), then print the leaderboard of its trials.
+
+    What went wrong with the plugins (failures, clashing names, renamed entry points) is printed
+    once the suite is accepted, one warning line each on stderr, whether or not the suite uses
+    them (a suite naming a clashing or missing name is refused in one line naming the plugins)."""
+    import sys
+
+    from ..registry import get_registry
     from ..session import run_suite
     from ..store import read_trials
     from ..suite import load_suite
@@ -35,6 +42,8 @@ def run_run_command(args) -> int:
     out = args.out or f"results/{suite.name}"
     executor = make_executor(args)
     ensure_results_dir(out)
+    for line in get_registry().warnings():
+        print(f"bench: warning: {line}", file=sys.stderr)
     console = wide_console()
     warning = load_warning(max(t.threads for t in suite.trials), args.jobs or 1)
     if warning:
@@ -45,9 +54,9 @@ def run_run_command(args) -> int:
         console.print(f"{len(summary.reused_stale)} trial(s) reused from results of other code in {out} "
                       "(--reuse-stale): their rows say which code made them", markup=False)
     if summary.skipped - len(summary.reused_stale) > 0:
-        console.print(f"{summary.skipped - len(summary.reused_stale)} trial(s) already complete with this "
-                      f"code in {out}: skipped", markup=False)
+        console.print(f"{summary.skipped - len(summary.reused_stale)} trial(s) already complete in {out} "
+                      "(same trial, same code): skipped", markup=False)
     df = read_trials(out, trial_ids=summary.result_ids)
     print_leaderboard_and_summary(df, console, title=f"{suite.name}: leaderboard ({out})")
-    console.print(f"results: {out}/trials/*.parquet, {out}/curves/*.parquet")
+    console.print(f"results: {out}/trials/*.parquet, {out}/curves/*.parquet", markup=False, highlight=False)
     return 0
