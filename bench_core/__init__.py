@@ -25,8 +25,9 @@ __version__ = "0.1.0"
 
 # public name -> the submodule that defines it, imported on first access
 _LAZY = {
-    **dict.fromkeys(["LinearSolver", "LinearSystem", "LinearSystemProblem", "StopSolve", "TrainingProblem",
-                     "as_tensor", "csr_from_scipy"], "problems"),
+    **dict.fromkeys(["LinearSolver", "LinearSystem", "LinearSystemProblem", "ParamRole", "ROLES", "StopSolve",
+                     "TrainingProblem", "as_tensor", "csr_from_scipy"], "problems"),
+    **dict.fromkeys(["PARAMETRIZATIONS", "ScaledLinear", "param_groups"], "parametrization"),
     **dict.fromkeys(["Registry", "build_registry", "get_registry", "metric_spec", "optimizer_spec",
                      "problem_spec", "set_registry"], "registry"),
     "TrialContext": "context",
@@ -35,9 +36,10 @@ _LAZY = {
 
 __all__ = [
     "BenchInputError", "Choice", "LinearSolver", "LinearSystem", "LinearSystemProblem", "LogUniform",
-    "MetricSpec", "OptimizerSpec", "ProblemSpec", "Registry", "StopSolve", "TrainingProblem",
+    "MetricSpec", "OptimizerSpec", "PARAMETRIZATIONS", "ParamRole", "ProblemSpec", "ROLES", "Registry",
+    "ScaledLinear", "StopSolve", "TrainingProblem",
     "TrialContext", "Uniform", "UnknownNameError", "as_tensor", "csr_from_scipy", "build_registry", "get_registry",
-    "hookimpl", "hookspec", "metric_spec", "optimizer_spec", "problem_spec", "set_registry",
+    "hookimpl", "hookspec", "metric_spec", "optimizer_spec", "param_groups", "problem_spec", "set_registry",
 ]
 
 

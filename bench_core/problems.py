@@ -2,6 +2,13 @@
 
 A ``ProblemSpec.factory`` returns one of these; the runner drives them. Plugins subclass
 ``TrainingProblem`` or build ``LinearSystemProblem`` directly.
+
+A training problem may label its tensors with parameter roles (``param_roles()``, a list of
+``ParamRole``): ``ROLES`` are "input" (weights from a fixed-size input to the width: embeddings,
+first layers), "hidden" (width-to-width matrices), "output" (width to a fixed-size output: the
+readout) and "vector" (biases, norm gains, other non-matrix tensors). With a width multiplier
+per tensor these are what μP needs ("Tensor Programs V: Tuning Large Neural Networks via Zero-Shot
+Hyperparameter Transfer"); ``bench_core.parametrization`` turns them into param groups.
 """
 from __future__ import annotations
 
@@ -12,6 +19,31 @@ from typing import Any, Callable, Iterator, Protocol
 import numpy as np
 import torch
 
+#: The parameter roles of μP-style parametrizations (see ``ParamRole``).
+ROLES = ("input", "hidden", "output", "vector")
+
+
+@dataclass
+class ParamRole:
+    """One tensor's role in a width-parametrized model, and its width multiplier.
+
+    ``width_mult`` is the tensor's width dimension divided by that dimension in the problem's
+    declared base model (μP's width multiplier; 1 at the base width): for "input" weights their
+    fan-out, for "hidden" and "output" weights their fan-in, for a "vector" its length (1 for a
+    tensor whose size does not grow with width, such as the output bias).
+    """
+
+    param: torch.Tensor
+    role: str
+    width_mult: float = 1.0
+
+    def __post_init__(self):
+        if self.role not in ROLES:
+            raise ValueError(f"ParamRole: role must be one of {', '.join(ROLES)}, got {self.role!r}")
+        if not (isinstance(self.width_mult, (int, float)) and self.width_mult > 0):
+            raise ValueError(f"ParamRole: width_mult must be a positive number, got {self.width_mult!r}")
+        self.width_mult = float(self.width_mult)
+
 
 class TrainingProblem:
     """A model (or bare parameters), batches, a loss, and an evaluation.
@@ -21,10 +53,18 @@ class TrainingProblem:
     """
 
     model: torch.nn.Module | None = None
+    #: "sp" (standard), "mup" or "umup"; anything but "sp" makes the training loop build the
+    #: optimizer on ``bench_core.parametrization.param_groups`` (per-role learning rates).
+    parametrization: str = "sp"
 
     def parameters(self) -> list[torch.Tensor]:
         """The tensors the optimizer updates."""
         return [p for p in self.model.parameters() if p.requires_grad]
+
+    def param_roles(self) -> list[ParamRole] | None:
+        """Optional: every tensor of ``parameters()`` with its role and width multiplier
+        (``ParamRole``), or None (the default) when the problem has no width parametrization."""
+        return None
 
     def batch(self, step: int) -> Any:
         """The batch for step `step` (1-based); deterministic per seed. Default: full batch."""

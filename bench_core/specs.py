@@ -12,6 +12,8 @@ from typing import Any, Callable, Mapping
 KINDS = ("training", "linear_system")
 #: What an optimizer may ask the runner's closure to provide.
 REQUIREMENTS = ("grad", "loss_only", "create_graph", "model")
+#: μP learning-rate families an optimizer may declare (rules in bench_core/parametrization.py).
+SCALINGS = ("adam", "sgd", "kfac", "shampoo")
 
 
 # --------------------------------------------------------------------------- search spaces
@@ -80,6 +82,11 @@ class OptimizerSpec:
     ``grad`` (loss.backward()), ``loss_only`` (no backward pass, zeroth-order),
     ``create_graph`` (backward with create_graph=True, for Hessian-vector products),
     ``model`` (the factory gets the nn.Module).
+
+    ``scaling`` names the optimizer's μP learning-rate family (one of ``SCALINGS``: "adam" for
+    Adam-type updates, "sgd", "kfac", "shampoo"); on a problem with parametrization "mup" or
+    "umup" the learning rate of each tensor is multiplied by its role's factor
+    (``bench_core.parametrization``). None: no rule is declared, and such problems refuse it.
     """
 
     name: str
@@ -90,8 +97,12 @@ class OptimizerSpec:
     requires: frozenset = frozenset({"grad"})
     description: str = ""
     plugin: str = ""  # filled in by the registry
+    scaling: str | None = None
 
     def __post_init__(self):
+        if self.scaling is not None and self.scaling not in SCALINGS:
+            raise ValueError(f"OptimizerSpec {self.name!r}: scaling must be None or one of {SCALINGS}, "
+                             f"got {self.scaling!r}")
         self.kinds = frozenset(self.kinds)
         self.requires = frozenset(self.requires)
         _check_name(self.name, "OptimizerSpec")

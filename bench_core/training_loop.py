@@ -58,8 +58,14 @@ def run_training(ctx: TrialContext, rec: Recorder, spec, opt_spec) -> str:
     """Drive a training problem: step, time, evaluate on schedule; return the status."""
     trial = ctx.trial
     problem = build_problem(ctx, spec, TrainingProblem)
-    params = problem.parameters()
     kwargs = dict(trial.hparams)
+    params = problem.parameters()
+    if getattr(problem, "parametrization", "sp") != "sp":  # μP / u-μP: per-role lr groups
+        from .parametrization import param_groups
+        try:
+            params = param_groups(problem, opt_spec.scaling, kwargs, factory=opt_spec.factory)
+        except ValueError as exc:
+            raise Stop("error", f"{opt_spec.name} on {spec.name}: {exc}") from None
     if "model" in opt_spec.requires:
         kwargs["model"] = problem.model
     optimizer = opt_spec.factory(params, **kwargs)

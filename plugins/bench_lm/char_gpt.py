@@ -4,7 +4,9 @@ The text (markup stripped, see shakespeare.py) is split by position: the first 9
 last 10% validates. Each step draws `batch_size` random windows of `block` characters from the
 training part (fixed per seed and step). Sizes: "tiny" (tests), "small" (CPU default, ~0.1M
 parameters), "medium" (~0.8M), "gpu" (~10.7M, nanoGPT's shakespeare_char scale); any of
-layers/heads/d/block/batch_size overrides the preset. Metrics: ``loss`` (training loss on fixed
+layers/heads/d/block/batch_size overrides the preset. The width is ``d`` (the residual-stream
+size; heads stay fixed); ``parametrization`` "sp" | "mup" | "umup" (see gpt.py) is taken relative
+to ``base_width`` (the d at which μP's width multiplier is 1). Metrics: ``loss`` (training loss on fixed
 windows), ``val_loss`` (nats per char), ``val_bpc`` (bits per char), ``val_accuracy`` (next-char).
 """
 from __future__ import annotations
@@ -47,7 +49,8 @@ class CharGPT(bench_core.TrainingProblem):
     def __init__(self, seed: int, device, dtype, size: str = "small", layers: int | None = None,
                  heads: int | None = None, d: int | None = None, block: int | None = None,
                  batch_size: int | None = None, dropout: float | None = None, eval_batches: int = 4,
-                 val_fraction: float = 0.1, stochastic_rounding: bool = False):
+                 val_fraction: float = 0.1, stochastic_rounding: bool = False, parametrization: str = "sp",
+                 base_width: int = 64):
         if size not in SIZES:
             raise ValueError(f"size must be one of {', '.join(SIZES)}, got {size!r}")
         given = dict(layers=layers, heads=heads, d=d, block=block, batch_size=batch_size, dropout=dropout)
@@ -60,13 +63,20 @@ class CharGPT(bench_core.TrainingProblem):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.model = GPT(len(vocab), self.block, cfg["layers"], cfg["heads"], cfg["d"],
-                             cfg["dropout"]).to(device=device, dtype=dtype)
+                             cfg["dropout"], parametrization=parametrization,
+                             base_width=base_width).to(device=device, dtype=dtype)
+        self.parametrization = parametrization
         self.seed, self.device = seed, torch.device(device)
         self.stochastic_rounding = bool(stochastic_rounding)
         gen = torch.Generator().manual_seed(EVAL_SEED)
         n_eval = eval_batches * self.batch_size
         self._val_starts = torch.randint(len(self.val_ids) - self.block - 1, (n_eval,), generator=gen)
         self._train_starts = torch.randint(len(self.train_ids) - self.block - 1, (n_eval,), generator=gen)
+
+    def param_roles(self):
+        """Every parameter with its role (input: embeddings; hidden: block matrices; output: the
+        readout; vector: biases and LayerNorm) and width multiplier d / base_width."""
+        return [bench_core.ParamRole(p, r, m) for p, r, m in self.model.width_roles]
 
     def _windows(self, ids: torch.Tensor, starts: torch.Tensor):
         offsets = starts.to(ids.device)[:, None] + torch.arange(self.block + 1, device=ids.device)

@@ -5,7 +5,8 @@ all p² equations ``a ∘ b = c`` (∘ is + or −) are split at random (fixed p
 fraction and a validation rest. The input is the token sequence ``[a, b, =]``; the model predicts
 c at the last position. Full-batch training; the training set is memorized long before the
 validation accuracy rises, and weight decay speeds the rise. Metrics: ``loss``,
-``train_accuracy``, ``val_loss``, ``val_accuracy``. Size: the modulus p and the model width d.
+``train_accuracy``, ``val_loss``, ``val_accuracy``. Size: the modulus p and the model width d;
+``parametrization`` "sp" | "mup" | "umup" (see gpt.py) relative to ``base_width``.
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ class ModularArithmetic(bench_core.TrainingProblem):
 
     def __init__(self, seed: int, device, dtype, p: int = 47, op: str = "add",
                  train_fraction: float = 0.5, layers: int = 1, heads: int = 4, d: int = 64,
-                 batch_size: int = 0, stochastic_rounding: bool = False):
+                 batch_size: int = 0, stochastic_rounding: bool = False, parametrization: str = "sp",
+                 base_width: int = 32):
         if op not in ("add", "sub"):
             raise ValueError(f"op must be 'add' or 'sub', got {op!r}")
         if not 0 < train_fraction < 1:
@@ -39,9 +41,15 @@ class ModularArithmetic(bench_core.TrainingProblem):
         self.x_val, self.y_val = x[va].to(device), c[va].to(device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.model = GPT(p + 1, 3, layers, heads, d, causal=False).to(device=device, dtype=dtype)
+            self.model = GPT(p + 1, 3, layers, heads, d, causal=False, parametrization=parametrization,
+                             base_width=base_width).to(device=device, dtype=dtype)
+        self.parametrization = parametrization
         self.batch_size, self.seed = int(batch_size), seed
         self.stochastic_rounding = bool(stochastic_rounding)
+
+    def param_roles(self):
+        """Every parameter with its role and width multiplier d / base_width (see gpt.py)."""
+        return [bench_core.ParamRole(p, r, m) for p, r, m in self.model.width_roles]
 
     def batch(self, step: int):
         """Full batch by default (None); with batch_size > 0, random training indices per (seed, step)."""

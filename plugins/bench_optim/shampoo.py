@@ -307,10 +307,10 @@ def shampoo_specs() -> list[bench_core.OptimizerSpec]:
     defaults = {"lr": 1e-3, "precondition_frequency": 10}
     return [
         bench_core.OptimizerSpec(
-            name="shampoo", factory=Shampoo, defaults=dict(defaults), search_space=dict(space),
+            name="shampoo", factory=Shampoo, defaults=dict(defaults), search_space=dict(space), scaling="shampoo",
             description="Blocked Shampoo with Adam grafting (Gupta et al. 2018; Shi et al. 2023), own implementation"),
         bench_core.OptimizerSpec(
             name="shampoo4bit", factory=lambda params, **kw: Shampoo(params, quantize_4bit=True, **kw),
-            defaults=dict(defaults), search_space=dict(space),
+            defaults=dict(defaults), search_space=dict(space), scaling="shampoo",
             description="Shampoo with 4-bit quantized eigenvector state (Wang et al. 2024), own implementation"),
     ]

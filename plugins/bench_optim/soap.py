@@ -233,7 +233,7 @@ class SOAP(ku.GroupStepOptimizer):
 def soap_specs() -> list[bench_core.OptimizerSpec]:
     """``soap``: own SOAP implementation."""
     return [bench_core.OptimizerSpec(
-        name="soap", factory=SOAP, defaults={"lr": 3e-3, "precondition_frequency": 10},
+        name="soap", factory=SOAP, defaults={"lr": 3e-3, "precondition_frequency": 10}, scaling="adam",
         search_space={"lr": bench_core.LogUniform(1e-5, 1.0),
                       "precondition_frequency": bench_core.Choice([1, 10, 50, 100])},
         description="SOAP: Adam in Shampoo's eigenbasis (Vyas et al. 2024), own implementation")]

@@ -5,16 +5,51 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+import bench_core
 
-def mlp(in_features: int, width: int, depth: int, classes: int = 10) -> nn.Module:
-    """Flatten, then `depth` hidden layers of `width` ReLU units, then a linear classifier."""
+
+def mlp(in_features: int, width: int, depth: int, classes: int = 10, parametrization: str = "sp",
+        base_width: int | None = None) -> nn.Module:
+    """Flatten, then `depth` hidden layers of `width` ReLU units, then a linear classifier.
+
+    ``parametrization`` (the width dimension is `width`; width_mult = width / base_width):
+
+    - "sp": torch's default initialization.
+    - "mup": μP as in Table 3 of "Tensor Programs V: Tuning Large Neural Networks via Zero-Shot
+      Hyperparameter Transfer": input and hidden weights keep torch's init (variance ∝ 1/fan_in),
+      biases start at zero, the readout starts at zero; no multipliers (the learning rates per
+      role come from the optimizer's rule, ``bench_core.parametrization``).
+    - "umup": u-μP ("u-μP: The Unit-Scaled Maximal Update Parametrization"): unit-variance
+      weights, zero biases, each matmul scaled at the op by 1/sqrt(fan_in), the readout by 1/fan_in.
+
+    The model carries ``width_roles``: (tensor, role, width_mult) for every parameter.
+    """
+    if parametrization not in bench_core.PARAMETRIZATIONS:
+        raise ValueError(f"parametrization must be one of {', '.join(bench_core.PARAMETRIZATIONS)}, "
+                         f"got {parametrization!r}")
+    m = width / (base_width or width)
     layers: list[nn.Module] = [nn.Flatten()]
+    roles: list[tuple] = []
     d = in_features
-    for _ in range(depth):
-        layers += [nn.Linear(d, width), nn.ReLU()]
+    for i in range(depth + 1):
+        last = i == depth
+        fan_out = classes if last else width
+        if parametrization == "umup":
+            lin = bench_core.ScaledLinear(d, fan_out, multiplier=1.0 / d if last else d ** -0.5)
+            nn.init.normal_(lin.weight, 0.0, 1.0)
+        else:
+            lin = nn.Linear(d, fan_out)
+            if parametrization == "mup" and last:
+                nn.init.zeros_(lin.weight)
+        if parametrization != "sp":
+            nn.init.zeros_(lin.bias)
+        role = "output" if last and depth > 0 else "input" if i == 0 else "hidden"
+        roles += [(lin.weight, role, m if depth > 0 else 1.0), (lin.bias, "vector", 1.0 if last else m)]
+        layers += [lin] if last else [lin, nn.ReLU()]
         d = width
-    layers.append(nn.Linear(d, classes))
-    return nn.Sequential(*layers)
+    model = nn.Sequential(*layers)
+    model.width_roles = roles
+    return model
 
 
 def cnn(in_channels: int, channels: int, image_size: int, classes: int = 10) -> nn.Module:

