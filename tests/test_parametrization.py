@@ -116,41 +116,43 @@ def test_training_loop_builds_groups_or_refuses_in_one_line(registry):
 
 # --------------------------------------------------------------------------- coordinate check
 def _coordinates(problem, parametrization, module, lr, steps):
-    """Mean |x| per coordinate of `module`'s output on a fixed batch after `steps` Adam steps."""
+    """Mean |x| per coordinate of `module`'s output on a fixed batch after `steps` Adam steps,
+    and mean |x_steps - x_0| (the change training made)."""
+    outputs = []
+    handle = module(problem.model).register_forward_hook(lambda m, i, o: outputs.append(o.detach()))
+    fixed = problem.batch(0)
+    with torch.no_grad():
+        problem.loss(fixed)
     params = problem.parameters() if parametrization == "sp" else param_groups(problem, "adam", {"lr": lr})
     opt = torch.optim.Adam(params, lr=lr)
     for step in range(1, steps + 1):
         opt.zero_grad()
         problem.loss(problem.batch(step)).backward()
         opt.step()
-    seen = {}
-    handle = module(problem.model).register_forward_hook(lambda m, i, o: seen.setdefault("x", o.detach()))
+        del outputs[1:]
     with torch.no_grad():
-        problem.loss(problem.batch(0))
+        problem.loss(fixed)
     handle.remove()
-    return float(seen["x"].abs().mean())
+    x0, x = outputs
+    return float(x.abs().mean()), float((x - x0).abs().mean())
 
 
-def _spread(values):
-    return max(values) / min(values)
+def _check(results, parametrization, sp_growth):
+    sizes, changes = zip(*results)
+    for values in (sizes, changes):
+        if parametrization == "sp":
+            assert values[-1] / values[0] > sp_growth, values  # grows with width at a fixed Adam lr
+        else:
+            assert max(values) / min(values) < 1.5, values  # flat across widths
 
 
 @pytest.mark.parametrize("parametrization", ["sp", "mup", "umup"])
 def test_coordinate_check_mlp(parametrization):
-    torch.manual_seed(0)
-    sizes = [_coordinates(_mlp(w, parametrization), parametrization, lambda m: m[3], 3e-3, 10) for w in WIDTHS]
-    if parametrization == "sp":
-        assert sizes[-1] / sizes[0] > 2.0, sizes  # grows with width under a fixed Adam lr
-    else:
-        assert _spread(sizes) < 1.5, sizes
+    _check([_coordinates(_mlp(w, parametrization), parametrization, lambda m: m[3], 3e-3, 10) for w in WIDTHS],
+           parametrization, sp_growth=2.0)
 
 
 @pytest.mark.parametrize("parametrization", ["sp", "mup", "umup"])
 def test_coordinate_check_transformer(parametrization):
-    widths = (32, 64, 128, 256)
-    sizes = [_coordinates(_modular(w, parametrization), parametrization, lambda m: m.blocks[-1], 1e-2, 3)
-             for w in widths]
-    if parametrization == "sp":
-        assert sizes[-1] / sizes[0] > 5.0, sizes
-    else:
-        assert _spread(sizes) < 1.5, sizes
+    _check([_coordinates(_modular(w, parametrization), parametrization, lambda m: m.blocks[-1], 1e-2, 3)
+            for w in (32, 64, 128, 256)], parametrization, sp_growth=5.0)
