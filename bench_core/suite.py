@@ -26,6 +26,7 @@ import torch
 from . import code_identity
 from .errors import BenchInputError
 from .hparams import problems as hparam_problems
+from .parametrization import rule_error
 from .registry import Registry, get_registry
 from .trial import DEFAULT_MAX_STEPS, TIME_TO_TARGET_MODES, Budget, Target, Trial, optimizer_label  # noqa: F401
 from .tuned_settings import TunedSettings
@@ -147,6 +148,9 @@ def parse_suite(data: dict, source: str, registry: Registry, filters: list[str] 
                                           f"{source}: {o_where}.hparams_from")
                 check_hparams(v, opt_spec, found, f"{o_where}.hparams_from")
                 hp = {**opt_spec.defaults, **found, **chosen}
+            problem_text = rule_error(str(full_params.get("parametrization", "sp")), opt_spec.scaling, hp)
+            if problem_text:
+                v.fail(f"{o_where}.name", f"{opt_spec.name} on {spec.name}: {problem_text}")
             code = code_identity.trial_code(registry, spec.plugin, opt_spec.plugin)
             for seed in seeds:
                 trials.append(Trial(suite=name, problem=spec.name, params=full_params,

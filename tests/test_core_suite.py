@@ -159,3 +159,14 @@ def test_a_problem_sweep_expands_its_params_like_an_optimizer_sweep(registry):
     assert len(suite.trials) == len(combos) == 3 * 2 * 2
     assert {c[0] for c in combos} == {4, 8, 16} and {c[1] for c in combos} == {10.0}
     assert len({t.key_id for t in suite.trials}) == 3 * 2  # sizes are part of what was run
+
+
+def test_a_parametrization_needs_an_optimizer_with_a_learning_rate_rule(registry):
+    """μP changes the learning rate per parameter role by the optimizer's family: an optimizer
+    that declares none is refused when the suite is parsed, not when its trial runs."""
+    entry = {"name": "vision.digits_mlp", "params": {"parametrization": "mup"}}
+    ok = parse_suite({"problems": [entry], "optimizers": [{"name": "torch.adam"}]}, "s.toml", registry)
+    assert ok.trials and ok.trials[0].params["parametrization"] == "mup"
+    undeclared = next(n for n, s in registry.optimizers.items() if "training" in s.kinds and s.scaling is None)
+    with pytest.raises(BenchInputError, match=r"s\.toml: optimizers\[0\]\.name: .*declares its μP"):
+        parse_suite({"problems": [entry], "optimizers": [{"name": undeclared}]}, "s.toml", registry)
