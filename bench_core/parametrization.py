@@ -86,15 +86,31 @@ def resolve_family(scaling: str, hparams: dict) -> str:
     return scaling
 
 
+def rule_error(parametrization: str, scaling: str | None, hparams: dict | None = None) -> str | None:
+    """Why an optimizer of family `scaling` (with `hparams`) cannot run under `parametrization`,
+    in one line, or None when it can ("sp" always can). For the suite parser's check."""
+    if parametrization == "sp":
+        return None
+    if parametrization not in PARAMETRIZATIONS:
+        return f"parametrization must be one of {', '.join(PARAMETRIZATIONS)}, got {parametrization!r}"
+    if scaling is None:
+        return (f"parametrization {parametrization!r} needs an optimizer that declares its μP "
+                "learning-rate family (OptimizerSpec.scaling); this one declares none")
+    family = resolve_family(scaling, hparams or {})
+    if (parametrization, family) not in LR_EXPONENTS:
+        known = ", ".join(f"{p}/{s}" for p, s in LR_EXPONENTS)
+        return (f"no learning-rate rule for optimizer family {family!r} under parametrization "
+                f"{parametrization!r} (rules: {known})")
+    return None
+
+
 def lr_multiplier(parametrization: str, scaling: str, role: str, width_mult: float) -> float:
     """The factor on the base learning rate of a tensor with `role` and `width_mult`."""
     if role not in ROLES:
         raise ValueError(f"unknown parameter role {role!r}; roles are {', '.join(ROLES)}")
     rule = LR_EXPONENTS.get((parametrization, scaling))
     if rule is None:
-        known = ", ".join(f"{p}/{s}" for p, s in LR_EXPONENTS)
-        raise ValueError(f"no learning-rate rule for optimizer family {scaling!r} under parametrization "
-                         f"{parametrization!r} (rules: {known})")
+        raise ValueError(rule_error(parametrization, scaling))
     return float(width_mult) ** rule[role]
 
 
@@ -111,27 +127,36 @@ def _base_lr(hparams: dict, factory) -> float:
     raise ValueError("a parametrized problem needs the optimizer's learning rate 'lr' (none given, no default)")
 
 
+def _as_role(r) -> ParamRole:
+    """A ParamRole from itself, (param, role, width_mult) or (param, role, fan_in, base_fan_in)."""
+    if isinstance(r, ParamRole):
+        return r
+    if len(r) == 4:
+        return ParamRole(r[0], r[1], r[2] / r[3])
+    return ParamRole(*r)
+
+
 def param_groups(problem, scaling: str | None, hparams: dict, factory=None) -> list[dict]:
     """Param groups for ``factory(groups, **hparams)``: one per (role, lr multiplier), each with
     ``lr`` = base lr × multiplier, and ``role`` and ``lr_multiplier`` recorded beside it.
 
     `problem` is a ``TrainingProblem`` whose ``parametrization`` is not "sp" and whose
-    ``param_roles()`` covers every tensor of ``parameters()`` exactly once; `scaling` is the
+    ``param_roles()`` covers every tensor of ``parameters()`` exactly once (``ParamRole``s, or
+    tuples (param, role, width_mult) or (param, role, fan_in, base_fan_in)); `scaling` is the
     optimizer spec's declared family; the base lr is ``hparams["lr"]`` or the factory's default.
     Raises ValueError with a one-line message when a piece is missing.
     """
     parametrization = getattr(problem, "parametrization", "sp")
-    if parametrization not in PARAMETRIZATIONS:
-        raise ValueError(f"parametrization must be one of {', '.join(PARAMETRIZATIONS)}, got {parametrization!r}")
-    if scaling is None:
-        raise ValueError(f"parametrization {parametrization!r} needs an optimizer that declares its μP "
-                         "learning-rate family (OptimizerSpec.scaling); this one declares none")
+    error = rule_error(parametrization, scaling, hparams) if parametrization != "sp" else \
+        "param_groups is for parametrizations other than 'sp'"
+    if error:
+        raise ValueError(error)
     family = resolve_family(scaling, hparams)
     roles = problem.param_roles()
     if not roles:
         raise ValueError(f"parametrization {parametrization!r}: the problem labels no parameter roles "
                          "(param_roles() returned nothing)")
-    roles = [r if isinstance(r, ParamRole) else ParamRole(*r) for r in roles]
+    roles = [_as_role(r) for r in roles]
     params = problem.parameters()
     wanted = {id(p) for p in params}
     seen: set[int] = set()

@@ -8,7 +8,7 @@ import torch
 
 import bench_core
 from bench_core.code_identity import trial_code
-from bench_core.parametrization import LR_EXPONENTS, lr_multiplier, param_groups
+from bench_core.parametrization import LR_EXPONENTS, lr_multiplier, param_groups, rule_error
 from bench_core.registry import build_registry
 from bench_core.runner import run_trial
 from bench_core.suite import Trial
@@ -47,6 +47,14 @@ def test_rules_follow_tensor_programs_v_table_3():
     assert set(s for _, s in LR_EXPONENTS) <= set(bench_core.specs.SCALINGS)
 
 
+def test_rule_error_for_the_suite_parser():
+    assert rule_error("sp", None) is None and rule_error("mup", "adam") is None
+    assert "declares none" in rule_error("mup", None)
+    assert "no learning-rate rule" in rule_error("umup", "shampoo", {"grafting": "none"})
+    assert rule_error("umup", "shampoo", {}) is None  # Adam-grafted: Adam's rule
+    assert "must be one of" in rule_error("mu", "adam")
+
+
 def test_param_groups_cover_every_tensor_once_with_scaled_lrs():
     problem = _mlp(256, "mup")
     groups = param_groups(problem, "adam", {"lr": 0.01})
@@ -66,7 +74,10 @@ def test_lr_default_from_factory_and_missing_roles_refused():
     problem = _mlp(128, "mup")
     groups = param_groups(problem, "adam", {}, factory=lambda params, lr=0.5: None)
     assert max(g["lr"] for g in groups) == 0.5
-    problem.model.width_roles = problem.model.width_roles[:-1]
+    tuples = [(p, role, 64 * m, 64) for p, role, m in problem.model.width_roles]
+    problem.param_roles = lambda: tuples  # (param, role, fan_in, base_fan_in)
+    assert sorted({g["lr"] for g in param_groups(problem, "adam", {"lr": 0.1})}) == pytest.approx([0.05, 0.1])
+    problem.param_roles = lambda: tuples[:-1]
     with pytest.raises(ValueError, match="without a role"):
         param_groups(problem, "adam", {"lr": 0.1})
 
