@@ -32,7 +32,9 @@ Second order ("On the Parameterization of Second-Order Optimization Effective To
 Infinite Width", Ishikawa and Karakida): the paper finds K-FAC's μP learning rates width
 independent (e = 0 for every layer) once its damping is rescaled; our K-FAC damps the product
 of the factors' eigenvalues by one λ, which is width independent for hidden layers only, so the
-damping rescaling is *not* applied. For Shampoo with exponent 1/4 per side the one-step argument
+damping rescaling is *not* applied; the paper also warns that a zero-initialized readout with
+K-FAC biases training towards the NNGP solution, and the μP problems here zero-init the readout
+(Table 3's other option, variance 1/fan_in², would avoid it). For Shampoo with exponent 1/4 per side the one-step argument
 of that paper gives an update ĝ âᵀ (a unit rank-one matrix) per sample, hence the exponents
 above (lr ∝ sqrt(fan_out / fan_in) relative to the base; derived here from the paper's one-step
 analysis, not copied from its Table 1). Shampoo *grafted* onto Adam (this project's default,
