@@ -1,60 +1,89 @@
 """`bench report DIR... -o report.html`: one self-contained HTML page per set of results.
 
-The page needs no network: charts are inline SVG drawn by bench_core.svgplot, styles are inline,
-and a Content-Security-Policy forbids every fetch and every script except the one small inline
-script (allowed by its hash) that marks, once laid out, how many charts drew. Every string that
-comes from a plugin or a suite (names, params, error messages, hosts...) is HTML-escaped.
+The page needs no network: figures are matplotlib's SVG (bench_core.figures) inlined in the page,
+styles are inline, and a Content-Security-Policy forbids every fetch and every script except one
+small inline script, allowed by its hash, that makes the leaderboard sortable (click a header) and
+marks, once laid out, how many figures drew and how many of their texts fall outside their figure.
+The page's data is in the page itself: the leaderboard and the trials as CSV, behind download
+links (``data:`` URIs). Every string that comes from a plugin or a suite (names, params, error
+messages, hosts...) is HTML-escaped.
 
-Sections: ranking and performance profiles; the leaderboard with provenance; per problem, the
-convergence curves of the primary metric (median over seeds, band = range over seeds) against
-steps and against time, time-to-target bars with bootstrap 95% intervals, and the hyperparameter
-sensitivity of swept optimizers; the provenance of every run; failed, diverged, stalled and timed-out
-trials with their messages.
+Sections: ranking and performance profiles; the sortable leaderboard with provenance and the CSV
+downloads; per problem, the convergence curves of every metric the problem reports (median over
+seeds, band = range over seeds; each optimizer's best setting, and every setting when the suite
+swept hyperparameters) against steps, the primary metric against time, time-to-target bars with
+bootstrap 95% intervals, the final metrics (byte counts in MiB) and the hyperparameter sensitivity
+of swept optimizers; the provenance of every run; failed, diverged, stalled and timed-out trials
+with their messages.
 """
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
+import io
 import json
 import math
 import os
+import re
 import tempfile
-import warnings
 from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
+from urllib.parse import quote
 
-import numpy as np
 import pandas as pd
 
-from . import analysis, svgplot
+from . import analysis, figures
+from .figures import aggregate_curve, index_curves  # noqa: F401  (public here too, as before)
 from .formatting import fmt
 
-CURVE_POINTS = 200
 MAX_FAILURES = 200
 
 _CSS = """
-body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1200px;
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1240px;
 color:#222;padding:0 16px}
 h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd}h3{font-size:15px}
 table{border-collapse:collapse;margin:8px 0;font-size:13px}th,td{padding:3px 8px;border-bottom:1px solid #eee;
-text-align:left;vertical-align:top}td.n{text-align:right;font-variant-numeric:tabular-nums}
+text-align:left;vertical-align:top}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 th{background:#f6f6f6}.muted{color:#777}.bad{color:#b00}.good{color:#070}
+table.sortable th{cursor:pointer;user-select:none}table.sortable th::after{content:" ↕";color:#aaa}
+table.sortable th[aria-sort=ascending]::after{content:" ↑";color:#222}
+table.sortable th[aria-sort=descending]::after{content:" ↓";color:#222}
 pre{white-space:pre-wrap;margin:0;font-size:12px;max-width:640px}
-.charts{display:flex;flex-wrap:wrap;gap:12px}
-svg.chart{background:#fff;border:1px solid #eee}svg text{font-size:11px;fill:#333}
-svg .title{font-size:12px;font-weight:600}svg .axis{font-size:11px;fill:#555}
-svg .grid{stroke:#eee}svg .plotarea{fill:none;stroke:#ccc}svg .legend{font-size:11px}
-svg .target{stroke:#b00;stroke-dasharray:4 3}svg .note{fill:#555}
+.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(600px,1fr));gap:16px;margin:8px 0}
+svg.chart{width:100%;height:auto;background:#fff;border:1px solid #eee}
+svg.chart *{stroke-linejoin:round;stroke-linecap:butt}
+a.download{margin-right:16px}
 """
 
-# Runs once the page is parsed: counts the charts whose marks have a non-empty box, so a test
-# (or a person) can see that the plots drew.
-_SCRIPT = ("(function(){var s=document.querySelectorAll('svg.chart'),n=0;"
-           "s.forEach(function(c){var ok=false;c.querySelectorAll('path,circle').forEach(function(p){"
-           "var b=p.getBBox();if(b.width>0||b.height>0){ok=true;}});if(ok){n++;}});"
-           "document.body.setAttribute('data-charts',String(s.length));"
-           "document.body.setAttribute('data-charts-drawn',String(n));})();")
+# Runs once the page is parsed. (1) Counts the figures whose marks have a non-empty box and the
+# texts that lie outside their figure, so a test (or a person) can see that the plots drew and
+# that nothing is clipped. (2) Makes every table.sortable sortable: a click (or Enter) on a
+# header sorts by that column (numbers by their data-v value, missing values last), again to
+# reverse.
+_SCRIPT = ("(function(){var s=document.querySelectorAll('svg.chart'),n=0,clip=0;"
+           "s.forEach(function(c){var ok=false;c.querySelectorAll('path,use').forEach(function(p){"
+           "var b=p.getBBox();if(b.width>0||b.height>0){ok=true;}});if(ok){n++;}"
+           "var r=c.getBoundingClientRect();c.querySelectorAll('text').forEach(function(t){"
+           "var b=t.getBoundingClientRect();if(b.width>0&&(b.left<r.left-1||b.right>r.right+1||"
+           "b.top<r.top-1||b.bottom>r.bottom+1)){clip++;}});});"
+           "var d=document.body;d.setAttribute('data-charts',String(s.length));"
+           "d.setAttribute('data-charts-drawn',String(n));d.setAttribute('data-text-clipped',String(clip));"
+           "function key(td){var v=td.getAttribute('data-v');if(v===''){return [1,0];}"
+           "if(v!==null){var f=parseFloat(v);if(!isNaN(f)){return [0,f];}}"
+           "return [0,td.textContent.toLowerCase()];}"
+           "document.querySelectorAll('table.sortable').forEach(function(tb){var ths=tb.tHead.rows[0].cells;"
+           "Array.prototype.forEach.call(ths,function(th,i){th.tabIndex=0;"
+           "function sort(){var asc=th.getAttribute('aria-sort')!=='ascending';"
+           "Array.prototype.forEach.call(ths,function(h){h.removeAttribute('aria-sort');});"
+           "th.setAttribute('aria-sort',asc?'ascending':'descending');var body=tb.tBodies[0];"
+           "var rows=Array.prototype.slice.call(body.rows);rows.sort(function(a,b){"
+           "var x=key(a.cells[i]),y=key(b.cells[i]);if(x[0]!==y[0]){return x[0]-y[0];}"
+           "var c=x[1]<y[1]?-1:(x[1]>y[1]?1:0);return asc?c:-c;});"
+           "rows.forEach(function(r){body.appendChild(r);});}"
+           "th.addEventListener('click',sort);th.addEventListener('keydown',function(e){"
+           "if(e.key==='Enter'){sort();}});});});})();")
 
 
 def _e(value) -> str:
@@ -69,18 +98,42 @@ def _text(value) -> str:
     return str(value)
 
 
+def script_hash(script: str) -> str:
+    """The CSP source that allows one inline script: 'sha256-<base64 digest>'."""
+    return f"'sha256-{base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()}'"
+
+
 def _csp() -> str:
-    digest = base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
     return (f"default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
-            f"script-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'")
+            f"script-src {script_hash(_SCRIPT)}; base-uri 'none'; form-action 'none'")
 
 
-def _table(header: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
-    """An HTML table; cells are already-escaped HTML."""
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f'<td{" class=n" if i in numeric else ""}>{c}</td>'
-                                    for i, c in enumerate(r)) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def _table(header: list[str], rows: list[list[str]], numeric: set[int] = frozenset(),
+           keys: list[list] | None = None, sortable: bool = False) -> str:
+    """An HTML table; cells are already-escaped HTML. `keys`: per row, per column, the number a
+    sortable table sorts that cell by (None: missing, sorted last; a missing list: by its text)."""
+    head = "".join(f'<th scope="col">{_e(h)}</th>' for h in header)
+
+    def cell(i, c, key):
+        attrs = " class=n" if i in numeric else ""
+        if key is not _NOKEY:
+            attrs += f' data-v="{"" if key is None or not math.isfinite(key) else repr(float(key))}"'
+        return f"<td{attrs}>{c}</td>"
+    body = "".join("<tr>" + "".join(cell(i, c, (keys[j][i] if keys and i < len(keys[j]) else _NOKEY))
+                                    for i, c in enumerate(r)) + "</tr>" for j, r in enumerate(rows))
+    cls = ' class="sortable"' if sortable else ""
+    return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+_NOKEY = object()  # a cell sorted by its text
+
+
+def _figure(fig, ids) -> str:
+    """A matplotlib figure inlined as SVG (ids unique in the page; the figure is then closed)."""
+    if fig is None:
+        return ""
+    svg = figures.to_svg(fig, f"f{next(ids)}")
+    return re.sub(r"\s*<defs>\s*<style[^>]*>[^<]*</style>\s*</defs>", "", svg, count=1)  # in _CSS once
 
 
 def _with_iqr(median, iqr) -> str:
@@ -98,52 +151,8 @@ def _ci(pair) -> str:
     return f"[{_e(fmt(pair[0]))}, {_e(fmt(pair[1]))}]"
 
 
-# --------------------------------------------------------------------------- curves
-def aggregate_curve(runs: list[tuple[np.ndarray, np.ndarray]], limit: int = CURVE_POINTS):
-    """Median and range over seeds of curves sampled at different x: each seed's value at x is
-    its last value at or before x (held after the seed stopped, e.g. once it reached the
-    target). Returns (x, median, low, high) arrays on at most `limit` points."""
-    runs = [(np.asarray(x, float), np.asarray(y, float)) for x, y in runs if len(x)]
-    if not runs:
-        return (np.array([]),) * 4
-    grid = np.unique(np.concatenate([x for x, _ in runs]))
-    grid = grid[svgplot.subsample(len(grid), limit)]
-    vals = np.full((len(runs), len(grid)), np.nan)
-    for i, (x, y) in enumerate(runs):
-        order = np.argsort(x, kind="stable")
-        x, y = x[order], y[order]
-        idx = np.searchsorted(x, grid, side="right") - 1
-        ok = idx >= 0
-        vals[i, ok] = y[idx[ok]]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return grid, np.nanmedian(vals, axis=0), np.nanmin(vals, axis=0), np.nanmax(vals, axis=0)
-
-
-def index_curves(curves: pd.DataFrame) -> dict:
-    """{(curve_key, metric): {"step": array, "time_s": array, "value": array}}, split once."""
-    if not len(curves):
-        return {}
-    cols = {c: curves[c].to_numpy() for c in ("step", "time_s", "value")}
-    return {key: {c: v[idx] for c, v in cols.items()}
-            for key, idx in curves.groupby(["curve_key", "metric"], sort=False).indices.items()}
-
-
-def _curve_series(curve_index: dict, trials: pd.DataFrame, labels: list[str], metric: str,
-                  xcol: str, colours: dict) -> list[dict]:
-    series = []
-    for label in labels:
-        keys = trials.loc[trials["label"] == label, "curve_key"].unique()
-        runs = [(c[xcol], c["value"]) for c in (curve_index.get((k, metric)) for k in keys) if c is not None]
-        x, med, lo, hi = aggregate_curve(runs)
-        if len(x):
-            series.append({"name": f"{label} (n={len(runs)})", "x": x.tolist(), "y": med.tolist(),
-                           "lo": lo.tolist(), "hi": hi.tolist(), "ci": colours.get(label, 0)})
-    return series
-
-
 # --------------------------------------------------------------------------- sections
-def _ranking_section(trials: pd.DataFrame, colours: dict, settings: list[dict]) -> str:
+def _ranking_section(trials: pd.DataFrame, colours: dict, settings: list[dict], ids) -> str:
     profiles = analysis.performance_profiles(trials, settings=settings)
     ranks = analysis.ranking(trials, profiles=profiles)
     if not profiles:
@@ -157,29 +166,72 @@ def _ranking_section(trials: pd.DataFrame, colours: dict, settings: list[dict]) 
                       [[_e(r["kind"]), str(r["rank"]), _e(r["solver"]), f"{r['score']:.3f}",
                         f"{r['mean_rank']:.2f}", f"{r['solved']}/{r['problems']}"] for r in ranks],
                       {1, 3, 4, 5}))
-    charts = []
-    for prof in profiles:
-        if len(prof["solvers"]) < 2:
-            continue
-        series = []
-        for s in prof["solvers"]:
-            x, y = svgplot.step_xy(prof["taus"], prof["rho"][s])
-            series.append({"name": f"{s} (score {prof['scores'][s]:.2f})", "x": x, "y": y,
-                           "ci": colours.get(s, 0)})
-        charts.append(svgplot.line_chart(
-            series, "τ (time to target / fastest)", "ρ(τ) fraction of problems",
-            title=f"Performance profile: {prof['kind']} ({len(prof['problems'])} problems)",
-            xlog=False, ylog=False, ylim=(-0.03, 1.03)))
+    charts = [_figure(figures.profile_figure([prof], colours), ids) for prof in profiles
+              if len(prof["solvers"]) >= 2]
     out.append(f'<div class="charts">{"".join(charts)}</div>')
     return "\n".join(out)
 
 
-def _leaderboard_section(rows: list[dict]) -> str:
+LEADERBOARD_CSV_COLUMNS = (
+    "problem", "setting", "optimizer", "hparams", "kind", "seeds", "reached", "success_rate",
+    "success_ci_low", "success_ci_high", "time_to_target_s", "time_to_target_q1", "time_to_target_q3",
+    "time_to_target_ci_low", "time_to_target_ci_high", "steps_to_target", "metric", "final_metric",
+    "final_metric_q1", "final_metric_q3", "train_time_s", "steps", "statuses", "commits", "hosts")
+
+
+def leaderboard_csv(rows: list[dict]) -> str:
+    """The leaderboard (``analysis.leaderboard`` rows) as CSV text, numbers at full precision,
+    missing values empty."""
+    def num(v):
+        return "" if v is None or (isinstance(v, float) and not math.isfinite(v)) else repr(v)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(LEADERBOARD_CSV_COLUMNS)
+    for r in rows:
+        prov = r.get("provenance", {})
+        w.writerow([r["problem"], r["optimizer"], r["optimizer_name"], r["hparams"], r["kind"], r["seeds"],
+                    r["statuses"].get(analysis.REACHED, 0), num(r["success_rate"]), num(r["success_ci"][0]),
+                    num(r["success_ci"][1]), num(r["time_to_target_s"]), num(r["time_to_target_iqr"][0]),
+                    num(r["time_to_target_iqr"][1]), num(r["time_to_target_ci"][0]),
+                    num(r["time_to_target_ci"][1]), num(r["steps_to_target"]), r["metric"] or "",
+                    num(r["final_metric"]), num(r["final_metric_iqr"][0]), num(r["final_metric_iqr"][1]),
+                    num(r["train_time_s"]), num(r["steps"]), json.dumps(r["statuses"]),
+                    " ".join(prov.get("commits", [])), " ".join(prov.get("hosts", []))])
+    return buf.getvalue()
+
+
+TRIALS_CSV_COLUMNS = ("problem", "setting", "optimizer", "hparams", "seed", "status", "steps", "train_time_s",
+                      "time_to_target_s", "steps_to_target", "metrics", "error", "trial_id", "git_commit", "host")
+
+
+def trials_csv(trials: pd.DataFrame) -> str:
+    """One line per trial (labelled trials): status, steps, times, final metrics (JSON), error."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(TRIALS_CSV_COLUMNS)
+    for _, r in trials.sort_values(["problem_label", "label", "seed"]).iterrows():
+        metrics = r["metrics"] if isinstance(r["metrics"], dict) else {}
+        w.writerow([r["problem_label"], r["label"], r["optimizer"], r["hparams"], r["seed"], r["status"],
+                    _text(r["steps"]), _text(r["train_time_s"]), _text(r["time_to_target_s"]),
+                    _text(r["steps_to_target"]), json.dumps(metrics, default=str), _text(r["error"]),
+                    r["trial_id"], _text(r["git_commit"]), _text(r["host"])])
+    return buf.getvalue()
+
+
+def _download(name: str, text: str, what: str) -> str:
+    """A link that downloads `text` (CSV) from the page itself: a data: URI, nothing fetched."""
+    return (f'<a class="download" download="{_e(name)}" href="data:text/csv;charset=utf-8,'
+            f'{_e(quote(text, safe=""))}">{_e(what)}</a>')
+
+
+def _leaderboard_section(rows: list[dict], trials: pd.DataFrame) -> str:
     out = ['<h2 id="leaderboard">Leaderboard</h2>',
            '<p class="muted">Medians over seeds with interquartile range; [bootstrap 95% interval, fixed '
            'seed]; time and steps over the seeds that reached the target; success rate with its Wilson '
-           '95% interval.</p>']
-    body = []
+           '95% interval. Click a column header to sort.</p>',
+           "<p>" + _download("leaderboard.csv", leaderboard_csv(rows), "Download the leaderboard (CSV)")
+           + _download("trials.csv", trials_csv(trials), "Download every trial (CSV)") + "</p>"]
+    body, keys = [], []
     for r in rows:
         statuses = ", ".join(f"{n} {s}" for s, n in sorted(r["statuses"].items()))
         k = r["statuses"].get(analysis.REACHED, 0)
@@ -188,87 +240,76 @@ def _leaderboard_section(rows: list[dict]) -> str:
         metric = (f"{_e(r['metric'])} = {_with_iqr(r['final_metric'], r['final_metric_iqr'])}"
                   if r["metric"] else "—")
         prov = r.get("provenance", {})
+        reached = r["time_to_target_s"] is not None
         body.append([_e(r["problem"]), _e(r["optimizer"]), _e(statuses), success,
                      _with_iqr(r["time_to_target_s"], r["time_to_target_iqr"]),
-                     _ci(r["time_to_target_ci"]) if r["time_to_target_s"] is not None else "—",
+                     _ci(r["time_to_target_ci"]) if reached else "—",
                      _with_iqr(r["steps_to_target"], r["steps_to_target_iqr"]), metric,
                      _e(fmt(r["train_time_s"])),
                      _e(", ".join(prov.get("commits", []))), _e(", ".join(prov.get("hosts", [])))])
+        keys.append([_NOKEY, _NOKEY, _NOKEY, r["success_rate"], r["time_to_target_s"],
+                     r["time_to_target_ci"][0] if reached else None, r["steps_to_target"], r["final_metric"],
+                     r["train_time_s"], _NOKEY, _NOKEY])
     out.append(_table(["problem", "optimizer", "status", "reached", "time→target s", "95% CI",
                        "steps→target", "final metric", "train s", "commit", "host"], body,
-                      {3, 4, 5, 6, 7, 8}))
+                      {3, 4, 5, 6, 7, 8}, keys=keys, sortable=True))
     return "\n".join(out)
 
 
 def _problem_section(problem: str, trials: pd.DataFrame, curves: dict, rows: list[dict],
-                     settings: list[dict], colours: dict, anchor: str) -> str:
+                     settings: list[dict], colours: dict, anchor: str, ids) -> str:
     prows = [r for r in rows if r["problem"] == problem]
     sub = trials[trials["problem_label"] == problem]
-    metric = prows[0]["metric"] if prows else None
     targets = json.loads(sub["targets"].iloc[0] or "{}")
     psettings = [s for s in settings if s["problem"] == problem]
     per_optimizer: dict = {}
     for s in psettings:
         per_optimizer[s["optimizer"]] = per_optimizer.get(s["optimizer"], 0) + 1
     swept = any(n > 1 for n in per_optimizer.values())
-    labels = ([s["label"] for s in psettings if s["best"]] if swept else [r["optimizer"] for r in prows])
+    metrics = figures.problem_metrics(trials, curves, problem)
     out = [f'<h2 id="{anchor}">{_e(problem)}</h2>',
            f'<p class="muted">kind {_e(sub["kind"].iloc[0])}; params {_e(sub["problem_params"].iloc[0])}; '
-           f'targets {_e(json.dumps(targets))}; budget {_e(sub["budget"].iloc[0])}'
-           + ("; curves show each swept optimizer's best setting" if swept else "") + "</p>"]
+           f'targets {_e(json.dumps(targets))}; budget {_e(sub["budget"].iloc[0])}; '
+           f'curves of every metric the problem reports ({_e(", ".join(metrics)) or "none"})'
+           + ("; each swept optimizer's best setting, then every setting" if swept else "") + "</p>"]
     charts = []
-    if metric and len(curves):
-        hline = targets.get(metric)
-        for xcol, xlabel in (("step", "steps"), ("time_s", "training time (s)")):
-            series = _curve_series(curves, sub, labels, metric, xcol, colours)
-            if series:
-                charts.append(svgplot.line_chart(
-                    series, xlabel, metric, title=f"{metric} vs {xlabel} (median, range over seeds)",
-                    hline=hline if isinstance(hline, (int, float)) else None))
-    items = []
-    for r in prows:
-        k = r["statuses"].get(analysis.REACHED, 0)
-        lo, hi = r["time_to_target_ci"]
-        items.append({"name": r["optimizer"], "value": r["time_to_target_s"],
-                      "lo": lo if r["time_to_target_s"] is not None else None,
-                      "hi": hi if r["time_to_target_s"] is not None else None,
-                      "note": f"{k}/{r['seeds']} reached" if k else f"target not reached (0/{r['seeds']})",
-                      "ci": colours.get(r["optimizer_name"], 0)})
-    if items and any(it["value"] is not None for it in items):
-        charts.append(svgplot.interval_bars(items, "time to target (s): median, bootstrap 95% interval",
-                                            title="Time to target"))
-    elif items:
+    kw = {"rows": rows, "settings": settings, "colours": colours}
+    for i, m in enumerate(metrics):
+        charts.append(_figure(figures.curves_figure(trials, curves, [problem], m, "step", **kw), ids))
+        if i == 0:
+            charts.append(_figure(figures.curves_figure(trials, curves, [problem], m, "time", **kw), ids))
+            if swept:
+                charts.append(_figure(figures.curves_figure(trials, curves, [problem], m, "step",
+                                                            every_setting=True, **kw), ids))
+    if any(r["time_to_target_s"] is not None for r in prows):
+        charts.append(_figure(figures.time_figure(rows, [problem], colours), ids))
+    elif prows:
         out.append('<p class="bad">No optimizer reached the target on this problem.</p>')
     out.append(f'<div class="charts">{"".join(charts)}</div>')
     out.append(_final_metrics_table(prows))
-    out.append(_sensitivity(psettings, colours))
+    out.append(_sensitivity(psettings, colours, ids))
     return "\n".join(out)
 
 
 def _final_metrics_table(prows: list[dict]) -> str:
-    """Every metric the trials recorded: median over seeds with its interquartile range."""
+    """Every metric the trials recorded: median over seeds with its interquartile range (byte
+    counts in MiB)."""
     names = sorted({n for r in prows for n in r.get("final_metrics", {})})
     if not names:
         return ""
-    body = [[_e(r["optimizer"])] + [_with_iqr(r["final_metrics"].get(n, {}).get("median"),
-                                              (r["final_metrics"].get(n, {}).get("q1"),
-                                               r["final_metrics"].get(n, {}).get("q3"))) for n in names]
-            for r in prows]
-    return ('<h3>Final metrics</h3><p class="muted">Median over seeds, interquartile range.</p>'
-            + _table(["optimizer", *names], body, set(range(1, len(names) + 1))))
+
+    def cell(r, n):
+        f, _ = figures.metric_unit(n)
+        st = r["final_metrics"].get(n, {})
+        scaled = [None if st.get(k) is None else st[k] * f for k in ("median", "q1", "q3")]
+        return _with_iqr(scaled[0], (scaled[1], scaled[2]))
+    body = [[_e(r["optimizer"])] + [cell(r, n) for n in names] for r in prows]
+    return ('<h3>Final metrics</h3><p class="muted">Median over seeds, interquartile range. '
+            'Peak memory on CPU is the process\'s resident set, which other work on the host moves.</p>'
+            + _table(["optimizer", *map(figures.metric_axis_label, names)], body, set(range(1, len(names) + 1))))
 
 
-def _varying_hparam(group: list[dict]) -> str | None:
-    """The single numeric hyperparameter that varies across the settings, if there is one."""
-    keys = set().union(*(s["hparams"] for s in group))
-    varying = [k for k in sorted(keys) if len({json.dumps(s["hparams"].get(k)) for s in group}) > 1]
-    if len(varying) == 1 and all(isinstance(s["hparams"].get(varying[0]), (int, float))
-                                 and not isinstance(s["hparams"].get(varying[0]), bool) for s in group):
-        return varying[0]
-    return None
-
-
-def _sensitivity(psettings: list[dict], colours: dict) -> str:
+def _sensitivity(psettings: list[dict], colours: dict, ids) -> str:
     groups: dict = {}
     for s in psettings:
         groups.setdefault(s["optimizer"], []).append(s)
@@ -282,13 +323,7 @@ def _sensitivity(psettings: list[dict], colours: dict) -> str:
     charts, table = [], []
     for opt, group in groups.items():
         metric = group[0]["selection_metric"]
-        hp = _varying_hparam(group)
-        points = [{"series": opt, "x": s["hparams"][hp] if hp else s["label"], "y": s["selection_value"],
-                   "filled": s["reaches_target"], "label": f"{s['label']}: {metric}={fmt(s['selection_value'])}",
-                   "ci": colours.get(opt, 0)} for s in group]
-        charts.append(svgplot.dot_chart(points, hp or "setting", f"final {metric}", categorical=hp is None,
-                                        title=f"{opt}: {sum(s['reaches_target'] for s in group)}/"
-                                              f"{len(group)} settings reach the target"))
+        charts.append(_figure(figures.sensitivity_figure(group, [group[0]["problem"]], colours), ids))
         for s in group:
             table.append([_e(opt), ("★ " if s["best"] else "") + _e(s["label"]),
                           f"{s['success_rate']:.0%}", _e(fmt(s["time_to_target_s"])),
@@ -344,17 +379,15 @@ def render_report(trials: pd.DataFrame, curves: pd.DataFrame, sources: list[str]
     """The whole page as a string, from a trials and a curves DataFrame (``bench_core.store``).
     When both carry a ``source`` column (which results directory a row came from), a trial
     that ran in several directories keeps one curve per directory."""
+    import itertools
+
     sources = sources or []
-    trials, curves = trials.copy(), curves.copy()
-    for df in (trials, curves):  # a trial run twice (merged results) has one curve per source
-        df["curve_key"] = (df["source"].astype(str) + ":" if "source" in df else "") + df["trial_id"].astype(str)
-    trials = analysis.setting_labels(trials)  # display labels unique per key and code, as the tables use
+    # display labels unique per key and code, as the tables use; one curve per source
+    trials, curves = figures.prepare(trials, curves)
     rows = analysis.leaderboard(trials)
     settings = analysis.settings_summary(trials)
-    # one colour per optimizer; a setting (label) takes its optimizer's colour
-    colours = {n: i for i, n in enumerate(sorted(set(trials["optimizer"])))} if len(trials) else {}
-    if len(trials):
-        colours.update({lab: colours[opt] for lab, opt in zip(trials["label"], trials["optimizer"])})
+    colours = figures.colour_map(trials)  # one colour per optimizer, shared by its settings
+    ids = itertools.count()
     problems = list(dict.fromkeys(r["problem"] for r in rows))
     anchors = {p: f"p{i}" for i, p in enumerate(problems)}
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -376,15 +409,33 @@ def render_report(trials: pd.DataFrame, curves: pd.DataFrame, sources: list[str]
     if not rows:
         parts.append("<p>No trials.</p>")
     else:
-        parts.append(_ranking_section(trials, colours, settings))
-        curves = index_curves(curves)
-        parts.append(_leaderboard_section(rows))
+        parts.append(_ranking_section(trials, colours, settings, ids))
+        parts.append(_leaderboard_section(rows, trials))
         for p in problems:
-            parts.append(_problem_section(p, trials, curves, rows, settings, colours, anchors[p]))
+            parts.append(_problem_section(p, trials, curves, rows, settings, colours, anchors[p], ids))
         parts.append(_provenance_section(trials))
         parts.append(_failures_section(trials))
     parts.append(f"<script>{_SCRIPT}</script></body></html>")
     return "\n".join(parts)
+
+
+def write_atomically(out: str | Path, write) -> Path:
+    """Call ``write(tmp_path)`` to fill a temporary file beside `out`, then rename it to `out`
+    (with the permissions a new file gets); nothing is left behind when `write` fails."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
 
 
 def write_report(dirs: list[str], out: str | Path, title: str | None = None) -> Path:
@@ -394,17 +445,4 @@ def write_report(dirs: list[str], out: str | Path, title: str | None = None) -> 
     trials = pd.concat([read_trials(d).assign(source=i) for i, d in enumerate(dirs)], ignore_index=True)
     curves = pd.concat([read_curves(d).assign(source=i) for i, d in enumerate(dirs)], ignore_index=True)
     html = render_report(trials, curves, [str(d) for d in dirs], title or "bench report")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(html)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    return write_atomically(out, lambda tmp: Path(tmp).write_text(html, encoding="utf-8"))

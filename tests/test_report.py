@@ -1,21 +1,28 @@
 """`bench report`: a self-contained page whose every plugin/suite string is escaped, rendered in
-headless Chromium to check that the charts drew and that nothing injected ran."""
+headless Chromium to check that the figures drew with no text outside them, that nothing injected
+ran and that the leaderboard sorts; every figure has axis labels; the page's CSV download holds the
+leaderboard."""
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import re
-from html import unescape
 import shutil
 import subprocess
+import xml.etree.ElementTree as ET
+from html import unescape
+from urllib.parse import unquote
 
 import numpy as np
 import pytest
 
-from bench_core import svgplot
+from bench_core import analysis
 from bench_core.cli import main
-from bench_core.html_report import aggregate_curve, render_report
-from bench_core.store import read_curves, read_trials, to_json, write_trial
+from bench_core.html_report import aggregate_curve, script_hash
+from bench_core.store import read_trials, to_json, write_trial
+from bench_core.trial import SCHEMA_VERSION
 
 EVIL_PROBLEM = "<script>alert(1)</script>"
 EVIL_OPT = '"><img src=x onerror=alert(2)>'
@@ -31,6 +38,8 @@ def row(problem, optimizer, seed, ttt, hparams=None, kind="training", status=Non
     label = optimizer + (f"({', '.join(f'{k}={v}' for k, v in sorted(hparams.items()))})" if hparams else "")
     key = json.dumps([problem, optimizer, hparams, seed])
     return {
+        "schema_version": SCHEMA_VERSION, "code_id": "code0",
+        "key_id": hashlib.sha256(json.dumps([problem, optimizer, hparams]).encode()).hexdigest()[:16],
         "run_id": "run<1>", "trial_id": hashlib.sha256(key.encode()).hexdigest()[:16], "suite": "s<u>ite",
         "problem": problem, "problem_params": to_json({"n": "<b>4</b>"}), "kind": kind, "optimizer": optimizer,
         "hparams": to_json(hparams), "label": label, "seed": seed, "device": "cpu", "dtype": "float32",
@@ -67,7 +76,7 @@ def results(tmp_path_factory):
                     r = row(problem, opt, s, ttt, hp)
                 write_trial(out, r, curve(ttt, rate, 1e-4 if ttt else 1e-2))
         r = row("lin.sys", "solver.cg", s, 0.3 + 0.01 * s, kind="linear_system", targets={"rel_residual": 1e-8},
-                metrics={"rel_residual": 1e-9})
+                metrics={"rel_residual": 1e-9, "peak_memory_bytes": 3.0 * 2 ** 20})
         write_trial(out, r, [(i, i * 0.01, "rel_residual", 10.0 ** -i) for i in range(10)])
         write_trial(out, row("p.two", "opt.err", s, None, status="error", error="ValueError: <bad>"), [])
     return out
@@ -82,17 +91,20 @@ def test_aggregate_curve_holds_each_seed_s_last_value():
     assert len(aggregate_curve([(np.arange(1000), np.arange(1000.0))], limit=50)[0]) <= 50
 
 
-def test_scales_and_ticks():
-    assert svgplot.wants_log([1e-8, 1.0]) and not svgplot.wants_log([0.1, 0.9]) and not svgplot.wants_log([0, 5])
-    s = svgplot.Scale(1e-6, 1.0, 0, 100, log=True)
-    assert s(1e-6) == 0 and s(1.0) == 100 and s.ticks()[0] == pytest.approx(1e-6)
-    assert svgplot.Scale(0, 10, 0, 100).ticks() == [0, 2, 4, 6, 8, 10]
-
-
-def test_report_escapes_every_plugin_string(results, tmp_path):
-    out = tmp_path / "report.html"
+@pytest.fixture(scope="module")
+def report(results, tmp_path_factory):
+    """The page of `results`, written once by `bench report` (figures take a while to draw)."""
+    out = tmp_path_factory.mktemp("report") / "report.html"
     assert main(["report", str(results), "-o", str(out), "--title", "<i>t</i>"]) == 0
-    page = out.read_text()
+    return out
+
+
+def _svgs(page: str) -> list[str]:
+    return re.findall(r'<svg class="chart".*?</svg>', page, flags=re.S)
+
+
+def test_report_escapes_every_plugin_string(report):
+    page = report.read_text()
     assert page.count("<script") == 1  # ours, at the end
     for evil in (EVIL_PROBLEM, EVIL_OPT, EVIL_ERROR, EVIL_HOST, "<b>4</b>", "<i>t</i>", "s<u>ite", "2<x>", "<bad>"):
         assert evil not in page
@@ -126,26 +138,102 @@ def _chromium() -> str:
     return exe
 
 
-def test_page_renders_in_headless_chromium(results, tmp_path):
-    page = render_report(read_trials(results), read_curves(results), [str(results)])
-    html = tmp_path / "report.html"
-    html.write_text(page)
-    n_svg = page.count('<svg class="chart"')
-    assert n_svg >= 10
+def _dump_dom(html, tmp_path) -> str:
+    """The page's DOM after its scripts ran, from headless Chromium 1280 px wide."""
     cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
-           f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", html.as_uri()]
+           "--window-size=1280,2000", f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", html.as_uri()]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    dom = proc.stdout
-    assert proc.returncode == 0 and "<body" in dom, proc.stderr[-2000:]
+    assert proc.returncode == 0 and "<body" in proc.stdout, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_page_renders_in_headless_chromium(report, tmp_path):
+    page = report.read_text()
+    n_svg = page.count('<svg class="chart"')
+    assert n_svg >= 10
+    dom = _dump_dom(report, tmp_path)
     body = re.search(r"<body([^>]*)>", dom).group(1)
     charts = int(re.search(r'data-charts="(\d+)"', body).group(1))
     drawn = int(re.search(r'data-charts-drawn="(\d+)"', body).group(1))
     assert charts == n_svg and drawn == n_svg  # every chart laid out marks with a non-empty box
+    assert re.search(r'data-text-clipped="(\d+)"', body).group(1) == "0"  # no text box leaves its figure
     assert "data-pwned" not in body  # the injected script did not run
     assert dom.count("<script") == 1 and "<img" not in dom
     assert dom.count("<path") > 3 * n_svg
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom  # shown as text
+
+
+# Clicks the leaderboard's "train s" header twice and records the column's sort keys after each.
+SORT_TEST = ("(function(){var t=document.querySelector('table.sortable'),th=t.tHead.rows[0].cells[8];"
+             "function col(){return Array.prototype.map.call(t.tBodies[0].rows,function(r){"
+             "return r.cells[8].getAttribute('data-v');}).join('|');}"
+             "th.click();var a=col();th.click();var d=col();"
+             "document.body.setAttribute('data-asc',a);document.body.setAttribute('data-desc',d);"
+             "document.body.setAttribute('data-sort',th.getAttribute('aria-sort'));})();")
+
+
+def test_leaderboard_sorts_on_a_click_in_chromium(report, tmp_path):
+    page = report.read_text()
+    ours = script_hash(re.search(r"<script>(.*?)</script>", page, flags=re.S).group(1))
+    escaped = ours.replace("'", "&#x27;")
+    assert escaped in page  # the page's script is the one its policy allows
+    # the test's script runs after the page's, allowed by its own hash added to the policy
+    page = page.replace(escaped, escaped + " " + script_hash(SORT_TEST).replace("'", "&#x27;"), 1)
+    page = page.replace("</body>", f"<script>{SORT_TEST}</script></body>")
+    html = tmp_path / "sort.html"
+    html.write_text(page)
+    body = re.search(r"<body([^>]*)>", _dump_dom(html, tmp_path)).group(1)
+    asc = [float(v) for v in re.search(r'data-asc="([^"]*)"', body).group(1).split("|")]
+    desc = [float(v) for v in re.search(r'data-desc="([^"]*)"', body).group(1).split("|")]
+    assert asc == sorted(asc) and desc == sorted(asc, reverse=True) and len(set(asc)) > 2
+    assert 'data-sort="descending"' in body
+
+
+def test_every_figure_has_axis_labels_and_text_inside(report):
+    svgs = _svgs(report.read_text())
+    assert len(svgs) >= 10
+    ns = "{http://www.w3.org/2000/svg}"
+    for svg in svgs:
+        root = ET.fromstring(svg)
+        _, _, w, h = map(float, root.get("viewBox").split())
+        groups = {g.get("id", "").rsplit("-", 1)[-1]: g for g in root.iter(f"{ns}g")}
+        for label in ("xlabel", "ylabel"):
+            assert "".join(groups[label].itertext()).strip(), f"a figure without its {label}"
+        for t in root.iter(f"{ns}text"):
+            text = "".join(t.itertext())
+            moved = re.search(r"translate\((-?[\d.]+)[ ,]+(-?[\d.]+)\)", t.get("transform", ""))
+            if not t.get("x") and not moved:
+                continue  # mathtext (10^k): placed by its group, in tspans; the Chromium test measures it
+            x, y = (float(t.get("x")), float(t.get("y"))) if t.get("x") else map(float, moved.groups())
+            style = t.get("style", "")
+            size = float(re.search(r"font-size: ([\d.]+)px", style).group(1))
+            assert size >= 9.5, (text, size)
+            assert 2 <= x <= w - 2 and 2 <= y <= h - 2, (text, x, y, w, h)  # the anchor, with a margin
+            rotated = re.search(r"rotate\((-?[\d.]+)", t.get("transform", ""))
+            if rotated is None or float(rotated.group(1)) == 0:  # horizontal: its (underestimated) width fits
+                width = 0.45 * size * len(text)
+                anchor = re.search(r"text-anchor: (\w+)", style)
+                start = {"middle": x - width / 2, "end": x - width}.get(anchor.group(1) if anchor else "start", x)
+                assert start >= -1 and start + width <= w + 1, (text, start, width, w)
+
+
+def test_csv_download_holds_the_leaderboard(report, results):
+    page = report.read_text()
+    link = re.search(r'<a class="download" download="leaderboard.csv" href="data:text/csv;charset=utf-8,([^"]*)"',
+                     page)
+    assert link
+    rows = list(csv.DictReader(io.StringIO(unquote(unescape(link.group(1))))))
+    expected = analysis.leaderboard(analysis.setting_labels(read_trials(results)))
+    assert [(r["problem"], r["setting"]) for r in rows] == [(r["problem"], r["optimizer"]) for r in expected]
+    for got, want in zip(rows, expected):
+        ttt = want["time_to_target_s"]
+        assert (got["time_to_target_s"] == "") if ttt is None else float(got["time_to_target_s"]) == ttt
+        assert int(got["seeds"]) == want["seeds"] and float(got["success_rate"]) == want["success_rate"]
+    assert EVIL_PROBLEM in {r["problem"] for r in rows}  # the raw name in the data, never raw in the page
+    trials_link = re.search(r'download="trials.csv" href="data:text/csv;charset=utf-8,([^"]*)"', page)
+    assert len(list(csv.DictReader(io.StringIO(unquote(unescape(trials_link.group(1))))))) == len(read_trials(results))
+    assert "peak_memory (MiB)" in page  # byte counts in MiB
 
 
 def test_merged_runs_keep_one_curve_per_directory(tmp_path):
