@@ -1,4 +1,10 @@
-"""Run a whole suite into a results directory: skip complete trials, execute, show progress."""
+"""Run a whole suite into a results directory: skip complete trials, execute, show progress.
+
+A trial whose files are damaged is not complete: its files are moved aside into
+``DIR/quarantine/`` (under the trial's claim, see bench_core.store.quarantine_trial) and it runs
+again; the run says so, one line per trial, on its console. Everything a plugin or a suite names
+is shown literally (the progress bar interprets no markup).
+"""
 from __future__ import annotations
 
 import time
@@ -11,7 +17,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .executors import Executor, get_executor
-from .store import claim_held, clean_stale_temps, completed_keys, completed_trial_ids
+from .store import (claim_held, clean_stale_temps, completed_keys, completed_trial_ids, quarantine_trial,
+                    trial_damage, trial_path)
 from .suite import Suite
 
 
@@ -32,6 +39,8 @@ class RunSummary:
     reused_stale: dict = field(default_factory=dict)
     #: trial ids of the suite's results in `out` (reused ones under their old ids)
     result_ids: set = field(default_factory=set)
+    #: (why, the files' new paths) of each damaged trial moved into DIR/quarantine/ and run again
+    quarantined: list = field(default_factory=list)
 
 
 def new_run_id() -> str:
@@ -47,17 +56,33 @@ def run_suite(suite: Suite, out: str | Path, executor: Executor | None = None,
     Several runs may share `out`: each trial is claimed before it runs, trials another live run
     holds are waited for (and run here if that run dies before finishing them), so the call
     returns once every trial of the suite is complete in `out`. Temporary files left by dead
-    writers are removed first. A trial counts as complete only when written by the same code
-    (its id holds the code fingerprint); with `reuse_stale`, a result of the same key and seed
-    made by other code is reused instead, and the summary lists it.
+    writers are removed first, and the files of the suite's damaged trials are moved into
+    ``DIR/quarantine/`` (one line each on `console`, then a count) so that they run again. A
+    trial counts as complete only when written by the same code (its id holds the code
+    fingerprint); with `reuse_stale`, a result of the same key and seed made by other code is
+    reused instead, and the summary lists it.
     """
     out = str(out)
     executor = executor or get_executor("local")
     Path(out).mkdir(parents=True, exist_ok=True)
     clean_stale_temps(out)
-    done = completed_trial_ids(out)
+    console = console or Console(stderr=True)
+    done = completed_trial_ids(out) & {t.trial_id for t in suite.trials}
+    quarantined = []
+    for tid in sorted(done):
+        if trial_damage(out, tid) is None:
+            continue
+        done.discard(tid)  # not complete: moved aside here, or being rerun by the claim's holder
+        moved = quarantine_trial(out, tid)
+        if moved is not None:
+            quarantined.append(moved)
+            console.print(f"warning: {moved[0]} (moved into {Path(out) / 'quarantine'}/; the trial runs "
+                          "again)", markup=False, highlight=False, soft_wrap=True)
+    if quarantined:
+        console.print(f"{len(quarantined)} damaged trial(s) moved into {Path(out) / 'quarantine'}/: "
+                      "they run again", markup=False, highlight=False, soft_wrap=True)
     if retry_failed:
-        done -= _failed_ids(out)
+        done -= _failed_ids(out, done)
     pending = [t for t in suite.trials if t.trial_id not in done]
     reused = {}
     if reuse_stale and pending:
@@ -71,9 +96,9 @@ def run_suite(suite: Suite, out: str | Path, executor: Executor | None = None,
             unique.append(t)
     run_id = new_run_id()
     rows: list[dict] = []
-    console = console or Console(stderr=True)
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TextColumn("{task.fields[last]}"))
+    # names come from the suite and the plugins: shown literally, never read as rich markup
+    columns = (TextColumn("{task.description}", style="bold", markup=False), BarColumn(),
+               MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[last]}", markup=False))
     with Progress(*columns, console=console, transient=False,
                   disable=not unique) as progress:
         task = progress.add_task(suite.name, total=len(unique), last="")
@@ -94,25 +119,27 @@ def run_suite(suite: Suite, out: str | Path, executor: Executor | None = None,
             rounds += 1
             kwargs = {"rerun_failed": True} if retry_failed else {}
             executor.run(todo, out, run_id, on_result, **kwargs)
-            todo = _wait_for_other_runs(out, todo, progress, task)
+            todo = _wait_for_other_runs(out, todo, {r["trial_id"] for r in rows}, progress, task)
             retry_failed = False  # a failure written during this run is final
         if borrowed_log:
             executor.log = None
     ran = len(rows)
     ids = {reused.get(t.trial_id, t.trial_id) for t in suite.trials}
     return RunSummary(run_id=run_id, out=out, ran=ran, skipped=len(suite.trials) - ran, rows=rows,
-                      reused_stale=reused, result_ids=ids)
+                      reused_stale=reused, result_ids=ids, quarantined=quarantined)
 
 
-def _wait_for_other_runs(out: str, trials: list, progress: Progress, task) -> list:
-    """Wait while other live runs hold some of `trials`; return those still not complete."""
+def _wait_for_other_runs(out: str, trials: list, ran_here: set, progress: Progress, task) -> list:
+    """Wait while other live runs hold some of `trials` (those not in `ran_here`); return those
+    still not complete. A trial is complete once its file exists and no live run holds its claim
+    (a run holding it may be replacing a damaged file)."""
     by_id = {t.trial_id: t for t in trials}
-    left = set(by_id) - completed_trial_ids(out)
+    left = set(by_id) - ran_here
     while left:
         held = {tid for tid in left if claim_held(out, tid)}
-        finished = left - completed_trial_ids(out)
-        progress.update(task, advance=len(left) - len(finished))
-        left = finished
+        finished = {tid for tid in left - held if trial_path(out, tid).is_file()}
+        progress.update(task, advance=len(finished))
+        left -= finished
         if not held & left:
             break
         progress.update(task, last=f"waiting for {len(held & left)} trial(s) held by another run")
@@ -120,8 +147,9 @@ def _wait_for_other_runs(out: str, trials: list, progress: Progress, task) -> li
     return [by_id[tid] for tid in by_id if tid in left]
 
 
-def _failed_ids(out: str) -> set[str]:
+def _failed_ids(out: str, trial_ids: set) -> set[str]:
+    """Those of `trial_ids` recorded in `out` with status error."""
     from .store import read_trials
 
-    df = read_trials(out)
+    df = read_trials(out, trial_ids=trial_ids)
     return set(df.loc[df["status"] == "error", "trial_id"]) if len(df) else set()

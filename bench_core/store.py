@@ -2,6 +2,7 @@
 
     DIR/trials/<trial_id>.parquet   one row per trial (TRIAL_SCHEMA)
     DIR/curves/<trial_id>.parquet   long format: trial_id, step, time_s, metric, value
+    DIR/quarantine/trials|curves/   damaged files that `bench run` moved aside
 
 Each file is written under a temporary name and renamed into place, curves first: a trial file
 exists only once its trial is complete, so a rerun skips exactly the complete trials. Every file
@@ -12,6 +13,17 @@ run removes those of dead writers (``clean_stale_temps``) and never those of liv
 sharing a directory claim each trial before running it (``TrialClaim``: an exclusive ``flock`` on
 ``DIR/.claims/<trial_id>.lock``, which the kernel releases when its owner dies, even by SIGKILL),
 so concurrent runs lose nothing and do not run the same trial twice.
+
+Damage: files are checked when they are written (the temporary file is read back, with Parquet
+page checksums, before the rename), so readers only check what costs nothing more than reading:
+``read_trial_file`` and ``read_curve_file`` raise ``DamagedFile`` (its ``kind`` one of
+``DAMAGE_KINDS``) for a file that is truncated, garbled, of another schema, holds several rows or
+another trial's row. ``read_trials`` and ``read_curves`` skip such files and report each in one
+line naming the file (``on_skip``), and read a trial seen twice once; a row of an older
+bench-core is refused instead (BenchInputError: the whole directory needs its suite run again).
+``quarantine_trial`` moves a damaged trial's files aside under the trial's claim, for
+``bench run`` to run it again; ``bench verify`` (bench_core.integrity) reports a directory's
+damage.
 """
 from __future__ import annotations
 
@@ -19,8 +31,10 @@ import errno
 import fcntl
 import os
 import socket
+import sys
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -42,19 +56,41 @@ CURVE_SCHEMA = pa.schema([
 ])
 
 
+#: How a results file can be damaged (DamagedFile.kind): not a readable Parquet file; a Parquet
+#: file of another schema (a foreign file, a curve file in trials/); a trial file without exactly
+#: one row; a row whose trial_id is not its file name; a row of an older bench-core; a trial
+#: already read from another file.
+DAMAGE_KINDS = ("unreadable", "foreign", "rows", "wrong_id", "old_schema", "duplicate")
+
+#: Exceptions pyarrow raises for a file that is not a sound Parquet file.
+_READ_ERRORS = (pa.ArrowException, OSError, ValueError, EOFError)
+
+
+class DamagedFile(Exception):
+    """A results file that cannot be used as it is: ``kind`` (one of DAMAGE_KINDS) says how, the
+    message says why in a few words (without the file name: ``path`` holds it)."""
+
+    def __init__(self, path: str | Path, kind: str, why: str):
+        super().__init__(why)
+        self.path, self.kind, self.why = Path(path), kind, why
+
+
 def _writer_tag() -> str:
     """<host>-<pid> of this process, as temporary file names carry it."""
     return f"{socket.gethostname().replace('.', '_').replace('-', '_')}-{os.getpid()}"
 
 
-def _atomic_write(table: pa.Table, path: Path) -> None:
+def _atomic_write(table: pa.Table, path: Path, check: Callable[[Path], object]) -> None:
+    """Write `table` to a temporary file beside `path`, read it back with `check` (which raises
+    DamagedFile when it is not what was meant), then rename it to `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_writer_tag()}.", suffix=".tmp")
     os.close(fd)
     try:
-        pq.write_table(table, tmp)
+        pq.write_table(table, tmp, write_page_checksum=True)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        check(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -87,25 +123,32 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def clean_stale_temps(out: str | Path) -> list[Path]:
-    """Remove the temporary files that dead writers on this host left in `out`; return them.
+def stale_temps(out: str | Path) -> list[Path]:
+    """The temporary files that dead writers on this host left in `out` (trials/ and curves/).
 
-    Temporary files of live writers, and of writers on other hosts, are left alone.
+    Temporary files of live writers, and of writers on other hosts, are not listed.
     """
     host = _writer_tag().rsplit("-", 1)[0]
-    removed = []
+    found = []
     for sub in ("trials", "curves"):
         d = Path(out) / sub
         if not d.is_dir():
             continue
-        for tmp in d.glob(".*.tmp"):
+        for tmp in sorted(d.glob(".*.tmp")):
             parts = tmp.name.split(".")  # "", stem, "parquet", "<host>-<pid>", random, "tmp"
             if len(parts) < 6:
                 continue
             tag_host, _, pid = parts[-3].rpartition("-")
             if tag_host == host and pid.isdigit() and not pid_alive(int(pid)):
-                tmp.unlink(missing_ok=True)
-                removed.append(tmp)
+                found.append(tmp)
+    return found
+
+
+def clean_stale_temps(out: str | Path) -> list[Path]:
+    """Remove the temporary files that dead writers on this host left in `out`; return them."""
+    removed = stale_temps(out)
+    for tmp in removed:
+        tmp.unlink(missing_ok=True)
     return removed
 
 
@@ -185,88 +228,299 @@ def trial_path(out: str | Path, trial_id: str) -> Path:
     return Path(out) / "trials" / f"{trial_id}.parquet"
 
 
+def curve_path(out: str | Path, trial_id: str) -> Path:
+    """Where a trial's curve lives."""
+    return Path(out) / "curves" / f"{trial_id}.parquet"
+
+
 def write_trial(out: str | Path, row: dict, curve: list[tuple]) -> None:
-    """Write a finished trial: its curve (rows of step, time_s, metric, value), then its row."""
+    """Write a finished trial: its curve (rows of step, time_s, metric, value), then its row.
+
+    Each file is read back before it is renamed into place; DamagedFile if it does not hold what
+    was written (nothing is renamed then).
+    """
     tid = row["trial_id"]
     curve_table = pa.table({
         "trial_id": [tid] * len(curve), "step": [c[0] for c in curve], "time_s": [c[1] for c in curve],
         "metric": [c[2] for c in curve], "value": [c[3] for c in curve]}, schema=CURVE_SCHEMA)
-    _atomic_write(curve_table, Path(out) / "curves" / f"{tid}.parquet")
+    _atomic_write(curve_table, curve_path(out, tid),
+                  check=lambda tmp: _check_written_curve(tmp, len(curve)))
     full = {name: row.get(name) for name in TRIAL_SCHEMA.names}
     for key in ("metrics", "counters"):
         full[key] = list((full[key] or {}).items())
-    _atomic_write(pa.Table.from_pylist([full], schema=TRIAL_SCHEMA), trial_path(out, tid))
+    _atomic_write(pa.Table.from_pylist([full], schema=TRIAL_SCHEMA), trial_path(out, tid),
+                  check=lambda tmp: read_trial_file(tmp, trial_id=tid))
+
+
+def _check_written_curve(path: Path, n_points: int) -> None:
+    """A curve file just written: its schema, and its number of rows from the footer."""
+    pf = _open(path)
+    _curve_columns(path, pf.schema_arrow)
+    if pf.metadata.num_rows != n_points:
+        raise DamagedFile(path, "rows", f"holds {pf.metadata.num_rows} curve points, "
+                                        f"{n_points} were written")
+
+
+# --------------------------------------------------------------------------- reading one file
+def _open(path: Path) -> pq.ParquetFile:
+    """A Parquet file, opened with its page checksums verified; DamagedFile when unreadable."""
+    try:
+        return pq.ParquetFile(path, page_checksum_verification=True)
+    except _READ_ERRORS as exc:
+        raise DamagedFile(path, "unreadable", _unreadable(exc)) from None
+
+
+def _unreadable(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"not a readable Parquet file ({text})"
+
+
+def _read(path: Path, pf: pq.ParquetFile) -> pa.Table:
+    try:
+        return pf.read()
+    except _READ_ERRORS as exc:
+        raise DamagedFile(path, "unreadable", _unreadable(exc)) from None
+
+
+def _trial_columns(path: Path, schema: pa.Schema) -> None:
+    """DamagedFile unless `schema` is TRIAL_SCHEMA (old_schema for a row of an older bench-core)."""
+    if schema.equals(TRIAL_SCHEMA):
+        return
+    names = set(schema.names)
+    if names == set(CURVE_SCHEMA.names):
+        raise DamagedFile(path, "foreign", "a curve file, not a trial row (curves belong in curves/)")
+    if {"trial_id", "run_id", "status"} <= names and not {"schema_version", "key_id"} <= names:
+        raise DamagedFile(path, "old_schema",
+                          f"written by an older bench-core (before schema version {SCHEMA_VERSION}, "
+                          "without key and code identity); run its suite again (bench run reruns it) "
+                          "or move the file away")
+    missing = [n for n in TRIAL_SCHEMA.names if n not in names]
+    extra = [n for n in schema.names if n not in TRIAL_SCHEMA.names]
+    if missing or extra:
+        what = ", ".join(filter(None, [f"missing {_few(missing)}" if missing else "",
+                                       f"extra {_few(extra)}" if extra else ""]))
+        raise DamagedFile(path, "foreign", f"not a bench-core trial file (columns: {what})")
+    wrong = [f.name for f in TRIAL_SCHEMA if not schema.field(f.name).type.equals(f.type)]
+    raise DamagedFile(path, "foreign", f"not a bench-core trial file (column types differ: {_few(wrong)})")
+
+
+def _curve_columns(path: Path, schema: pa.Schema) -> None:
+    """DamagedFile unless `schema` is CURVE_SCHEMA."""
+    if schema.equals(CURVE_SCHEMA):
+        return
+    if "schema_version" in schema.names or "key_id" in schema.names:
+        raise DamagedFile(path, "foreign", "a trial row, not a curve (trial rows belong in trials/)")
+    raise DamagedFile(path, "foreign", f"not a bench-core curve file (columns: {_few(schema.names)})")
+
+
+def _few(names: list) -> str:
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def read_trial_file(path: str | Path, trial_id: str | None = None) -> pa.Table:
+    """The one row of a trial file, checked: readable (page checksums too), of TRIAL_SCHEMA and
+    this schema version, one row, whose trial_id is `trial_id` (default: the file's stem).
+
+    Raises DamagedFile (kind old_schema for a row of an older bench-core).
+    """
+    path = Path(path)
+    pf = _open(path)
+    _trial_columns(path, pf.schema_arrow)
+    if pf.metadata.num_rows != 1:
+        raise DamagedFile(path, "rows", f"holds {pf.metadata.num_rows} rows (a trial file holds one)")
+    table = _read(path, pf)
+    version, tid = table.column("schema_version")[0].as_py(), table.column("trial_id")[0].as_py()
+    if version != SCHEMA_VERSION:
+        kind = "old_schema" if version is not None and version < SCHEMA_VERSION else "foreign"
+        raise DamagedFile(path, kind, f"schema version {version} (this bench-core reads {SCHEMA_VERSION})")
+    expected = path.stem if trial_id is None else trial_id
+    if tid != expected:
+        raise DamagedFile(path, "wrong_id", f"holds the row of trial {tid}, but its name says {expected} "
+                                            "(a copied or renamed file)")
+    return table
+
+
+def read_curve_file(path: str | Path, trial_id: str | None = None) -> pa.Table:
+    """A curve file, checked: readable (page checksums too), of CURVE_SCHEMA, every point of trial
+    `trial_id` (default: the file's stem). Raises DamagedFile."""
+    path = Path(path)
+    pf = _open(path)
+    _curve_columns(path, pf.schema_arrow)
+    table = _read(path, pf)
+    expected = path.stem if trial_id is None else trial_id
+    others = sorted(map(str, set(table.column("trial_id").unique().to_pylist()) - {expected}))
+    if others:
+        raise DamagedFile(path, "wrong_id", f"holds points of trial(s) {_few(others)}, "
+                                            f"not only of {expected}")
+    return table
+
+
+# --------------------------------------------------------------------------- reading directories
+def warn_skipped(path: Path, why: str) -> None:
+    """The default ``on_skip`` of the readers: one line on stderr naming the file and why."""
+    print(f"warning: {path}: {why} (skipped)", file=sys.stderr)
+
+
+def _read_dirs(dirs, sub: str, read_file, on_skip, trial_ids: set | None = None) -> tuple[list, list]:
+    """(tables, skipped) of the files ``DIR/<sub>/*.parquet`` of `dirs` (those named in
+    `trial_ids` when given), each read with `read_file` and each trial once.
+
+    A damaged file, or a second file of a trial already read, is skipped: ``on_skip(path, why)``
+    hears it (default warn_skipped, then a count on stderr), and `skipped` lists (file, why). A
+    row of an older bench-core raises BenchInputError naming its file.
+    """
+    tables, skipped, seen = [], [], {}
+
+    def skip(damage: DamagedFile) -> None:
+        skipped.append((str(damage.path), damage.why))
+        (on_skip or warn_skipped)(damage.path, damage.why)
+
+    for d in dirs:
+        for f in sorted((Path(d) / sub).glob("*.parquet")):
+            if trial_ids is not None and f.stem not in trial_ids:
+                continue
+            try:
+                table = read_file(f)
+            except DamagedFile as damage:
+                if damage.kind == "old_schema":
+                    raise BenchInputError(f"{f}: {damage.why}") from None
+                skip(damage)
+                continue
+            if f.stem in seen:
+                skip(DamagedFile(f, "duplicate", f"trial {f.stem} already read from {seen[f.stem]} "
+                                                 "(counted once)"))
+                continue
+            seen[f.stem] = f
+            tables.append(table)
+    if skipped and on_skip is None:
+        print(f"warning: {len(skipped)} damaged file(s) skipped; `bench verify {' '.join(map(str, dirs))}` "
+              "lists the damage, `bench run` reruns damaged trials", file=sys.stderr)
+    return tables, skipped
 
 
 def completed_trial_ids(out: str | Path) -> set[str]:
-    """Ids of the trials already written to `out`."""
+    """Ids of the trials with a file in `out` (by file name: a damaged file counts too)."""
     d = Path(out) / "trials"
     return {p.stem for p in d.glob("*.parquet")} if d.is_dir() else set()
 
 
-def read_trials(*dirs: str | Path, trial_ids: set | None = None):
+def read_trials(*dirs: str | Path, trial_ids: set | None = None,
+                on_skip: Callable[[Path, str], None] | None = None):
     """All trial rows of one or more results directories as a pandas DataFrame (only those
     in `trial_ids` when given).
 
     The ``metrics`` and ``counters`` maps become plain dicts; the JSON columns stay JSON text
-    (see ``json.loads``). A row written by an older bench-core, without the trial model's key
-    and code identity, is refused with one line naming its file (BenchInputError).
+    (see ``json.loads``). A file that cannot be used (see DamagedFile) is skipped and reported:
+    ``on_skip(path, why)`` is called for it, by default printing one line on stderr (then a
+    count). A trial read from two files (two directories holding it) counts once; the second
+    file is reported as a duplicate. ``df.attrs["skipped"]`` lists (file, why) of every skipped
+    file. A row written by an older bench-core, without the trial model's key and code identity,
+    is refused with one line naming its file (BenchInputError).
     """
     import pandas as pd
 
-    frames = []
-    for d in dirs:
-        files = sorted((Path(d) / "trials").glob("*.parquet"))
-        if trial_ids is not None:
-            files = [f for f in files if f.stem in trial_ids]
-        tables = [_read_row_file(f) for f in files]
-        if tables:
-            frames.append(pa.concat_tables(tables).to_pandas(maps_as_pydicts="strict"))
-    if not frames:
-        return pd.DataFrame(columns=TRIAL_SCHEMA.names)
-    return pd.concat(frames, ignore_index=True)
-
-
-def _read_row_file(path: Path) -> pa.Table:
-    """One trial file, checked to be of this schema version."""
-    names = pq.read_schema(path).names
-    if "schema_version" not in names or "key_id" not in names:
-        raise BenchInputError(f"{path}: written by an older bench-core (before schema version "
-                              f"{SCHEMA_VERSION}, without key and code identity); run its suite again "
-                              "(bench run reruns it) or move the file away")
-    return pq.read_table(path, schema=TRIAL_SCHEMA)
+    tables, skipped = _read_dirs(dirs, "trials", read_trial_file, on_skip, trial_ids)
+    if tables:
+        df = pa.concat_tables(tables).to_pandas(maps_as_pydicts="strict")
+    else:
+        df = pd.DataFrame(columns=TRIAL_SCHEMA.names)
+    df.attrs["skipped"] = skipped
+    return df
 
 
 def completed_keys(out: str | Path) -> dict:
-    """(key_id, seed) -> trial_id of the trials written to `out` by any code (for --reuse-stale)."""
+    """(key_id, seed) -> trial_id of the trials written to `out` by any code (for --reuse-stale);
+    files that cannot be used (damaged, or of an older bench-core) are left out."""
     d = Path(out) / "trials"
     found = {}
     for f in sorted(d.glob("*.parquet")) if d.is_dir() else []:
-        if "key_id" not in pq.read_schema(f).names:
+        try:
+            row = read_trial_file(f).select(["key_id", "seed"]).to_pylist()[0]
+        except DamagedFile:
             continue
-        row = pq.read_table(f, columns=["key_id", "seed"]).to_pylist()
-        if row:
-            found[(row[0]["key_id"], row[0]["seed"])] = f.stem
+        found[(row["key_id"], row["seed"])] = f.stem
     return found
 
 
-def read_curves(*dirs: str | Path):
-    """All curve points of one or more results directories as a pandas DataFrame."""
+def read_curves(*dirs: str | Path, on_skip: Callable[[Path, str], None] | None = None):
+    """All curve points of one or more results directories as a pandas DataFrame.
+
+    A file that cannot be used is skipped and reported as ``read_trials`` does (``on_skip``,
+    ``df.attrs["skipped"]``); a trial's curve found in two directories is read once.
+    """
     import pandas as pd
 
-    tables = []
-    for d in dirs:
-        files = sorted((Path(d) / "curves").glob("*.parquet"))
-        tables += [pq.read_table(f, schema=CURVE_SCHEMA) for f in files]
-    if not tables:
-        return pd.DataFrame(columns=CURVE_SCHEMA.names)
-    return pa.concat_tables(tables).to_pandas()
+    tables, skipped = _read_dirs(dirs, "curves", read_curve_file, on_skip)
+    df = pa.concat_tables(tables).to_pandas() if tables else pd.DataFrame(columns=CURVE_SCHEMA.names)
+    df.attrs["skipped"] = skipped
+    return df
 
 
 def read_trial_status(out: str | Path, trial_id: str) -> tuple[str, str] | None:
-    """(status, run_id) of a trial written to `out`, or None when it has no file."""
+    """(status, run_id) of a trial written to `out`, or None when it has no usable file (absent
+    or damaged: the trial is then not complete, and its new files replace the damaged ones)."""
     path = trial_path(out, trial_id)
     if not path.is_file():
         return None
-    row = pq.read_table(path, columns=["status", "run_id"]).to_pylist()[0]
+    try:
+        row = read_trial_file(path).select(["status", "run_id"]).to_pylist()[0]
+    except DamagedFile:
+        return None
     return row["status"], row["run_id"]
+
+
+# --------------------------------------------------------------------------- damaged trials
+def trial_damage(out: str | Path, trial_id: str) -> str | None:
+    """Why the complete-looking trial `trial_id` of `out` cannot be used, naming the file: its
+    trial file is damaged (read_trial_file), or its curve file is missing or has no sound footer
+    of CURVE_SCHEMA; None when its files are sound."""
+    path = trial_path(out, trial_id)
+    try:
+        read_trial_file(path)
+    except DamagedFile as damage:
+        return f"{path}: {damage.why}"
+    curve = curve_path(out, trial_id)
+    if not curve.is_file():
+        return f"{curve}: missing (the curve of {path.name})"
+    try:  # the footer only: curves are larger, and read_curves checks their pages
+        _curve_columns(curve, _open(curve).schema_arrow)
+    except DamagedFile as damage:
+        return f"{curve}: {damage.why}"
+    return None
+
+
+def quarantine_trial(out: str | Path, trial_id: str) -> tuple[str, list[Path]] | None:
+    """Move the files of trial `trial_id` of `out` aside into ``DIR/quarantine/`` when they are
+    damaged (see trial_damage), so that the trial is no longer complete and runs again.
+
+    Runs under the trial's claim and checks the damage again once it holds it, so a trial that
+    another run is rewriting, or has just rewritten, is never moved. Returns (why, the new paths)
+    when files were moved; None when the trial is sound, has no file, or another live process
+    holds its claim (that process runs or checks it).
+    """
+    if not trial_path(out, trial_id).is_file():
+        return None
+    claim = TrialClaim.acquire(out, trial_id)
+    if claim is None:
+        return None
+    with claim:
+        why = trial_damage(out, trial_id) if trial_path(out, trial_id).is_file() else None
+        if why is None:
+            return None
+        moved = [_move_aside(out, p) for p in (trial_path(out, trial_id), curve_path(out, trial_id))
+                 if p.is_file()]
+    return why, moved
+
+
+def _move_aside(out: str | Path, path: Path) -> Path:
+    """Rename `path` (in DIR/trials or DIR/curves) to DIR/quarantine/<trials|curves>/, keeping its
+    name, with .1, .2, ... before the extension if that name is taken."""
+    dest_dir = Path(out) / "quarantine" / path.parent.name
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest, n = dest_dir / path.name, 0
+    while dest.exists():
+        n += 1
+        dest = dest_dir / f"{path.stem}.{n}{path.suffix}"
+    os.rename(path, dest)
+    _fsync_dir(path.parent)
+    return dest
