@@ -179,7 +179,7 @@ def _ticks(ax, xlog: bool = False, ylog: bool = False) -> None:
             axis.set_major_locator(LogLocator(base=10, numticks=12))
             axis.set_minor_locator(LogLocator(base=10, subs=np.arange(2, 10) * 0.1, numticks=12))
         else:
-            axis.set_major_locator(MaxNLocator(nbins=8))
+            axis.set_major_locator(MaxNLocator(nbins=8, steps=[1, 2, 2.5, 5, 10]))
 
 
 def wrap(label: str, width: int = LEGEND_WRAP) -> str:
