@@ -13,7 +13,6 @@ from . import provenance, threads
 from .accounting import Clock, EvalSchedule, Recorder, Stop  # noqa: F401  (EvalSchedule, Clock: public)
 from .context import TrialContext
 from .linear_loop import run_linear
-from .problems import StopSolve
 from .registry import Registry
 from .suite import DTYPES, Trial
 from .training_loop import run_training
@@ -22,7 +21,9 @@ from .trial import make_row
 
 def run_trial(trial: Trial, registry: Registry, run_id: str = "") -> tuple[dict, list]:
     """Run one trial to completion with its thread policy and return (row, curve). Never raises
-    for a failing trial: an exception becomes status "error", a blown-up loss "diverged"."""
+    for a failing trial: an exception becomes status "error", a blown-up loss "diverged". Plugin
+    code that raises SystemExit (or another BaseException) fails only its trial, the same way;
+    KeyboardInterrupt alone stops the run (the trial is then not recorded)."""
     started = datetime.now(timezone.utc)
     load = threads.load_average()
     with threads.trial_threads(trial.threads):
@@ -43,7 +44,9 @@ def _run(trial: Trial, registry: Registry, run_id: str) -> tuple[dict, list]:
         status = run(ctx, rec, spec, opt_spec)
     except Stop as stop:
         status, error = stop.status, stop.message
-    except (Exception, StopSolve) as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # SystemExit from plugin code included: this trial's error
         status = "error"
         error = f"{type(exc).__name__}: {exc}".strip()
         frames = traceback.extract_tb(exc.__traceback__)
@@ -77,7 +80,9 @@ def _metric_plugins(ctx: TrialContext, row: dict, rec: Recorder) -> None:
             continue
         try:
             value = spec.fn(ctx)
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
             rec.warnings.append(f"metric {name}: {type(exc).__name__}: {exc}")
             continue
         if value is not None:

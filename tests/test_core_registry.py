@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import bench_core
+from bench_core.errors import AmbiguousNameError
 from bench_core.registry import build_registry
 
 
@@ -69,12 +70,13 @@ def test_broken_plugins_are_reported_and_the_rest_still_work():
     assert reg.optimizer("torch.adam").plugin == "bench_optim"
 
 
-def test_duplicate_names_are_reported():
+def test_duplicate_names_are_ambiguous():  # neither plugin wins (tests/test_plugin_faults.py has more)
     spec = lambda: [bench_core.OptimizerSpec("dup.opt", torch.optim.SGD)]  # noqa: E731
     reg = build_registry(plugins=[("a", _plugin(bench_optimizers=spec)), ("b", _plugin(bench_optimizers=spec))],
                          entry_points=False)
-    assert reg.optimizer("dup.opt").plugin == "a"
-    assert [e.plugin for e in reg.errors] == ["b"]
+    with pytest.raises(AmbiguousNameError, match="plugins a and b"):
+        reg.optimizer("dup.opt")
+    assert not reg.errors and reg.clashes[("optimizer", "dup.opt")].plugins == ["a", "b"]
 
 
 @pytest.mark.parametrize("kwargs, message", [

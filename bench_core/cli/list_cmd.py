@@ -1,4 +1,10 @@
-"""`bench list [problems|optimizers|metrics]`: the registered specs and the plugins providing them."""
+"""`bench list [problems|optimizers|metrics]`: the registered specs and the plugins providing them.
+
+Every text from a plugin (names, kinds, descriptions, plugin names, error messages) is printed
+literally, as a rich ``Text``: a name holding ``[/bold]`` is shown as it is, never parsed as markup.
+A name that several plugins provide is listed once per plugin, marked as a clash; then come the
+plugins that failed, the clashes and the entry points registered under another name.
+"""
 from __future__ import annotations
 
 
@@ -9,10 +15,23 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run_list_command)
 
 
+def _kind(what: str, spec) -> str:
+    if what == "problems":
+        return spec.kind
+    if what == "optimizers":
+        reqs = sorted(spec.requires - {"grad"})
+        return ",".join(sorted(spec.kinds)) + (f" [{','.join(reqs)}]" if reqs else "")
+    return ("higher" if spec.higher_is_better else "lower") + " is better" + (f", {spec.unit}" if spec.unit else "")
+
+
+def _first_line(text: str) -> str:
+    return (text or "").strip().split("\n")[0]
+
+
 def run_list_command(args) -> int:
-    """Print one table per kind of spec, then the plugins that failed to load."""
-    from rich.markup import escape
+    """Print one table per kind of spec (clashing names marked), then the plugins' problems."""
     from rich.table import Table
+    from rich.text import Text
 
     from ..registry import get_registry
     from .tables import wide_console
@@ -20,23 +39,24 @@ def run_list_command(args) -> int:
     reg = get_registry()
     console = wide_console()
     sections = {"problems": reg.problems, "optimizers": reg.optimizers, "metrics": reg.metrics}
+    singular = {"problems": "problem", "optimizers": "optimizer", "metrics": "metric"}
     wanted = [args.what] if args.what else list(sections)
     for what in wanted:
+        rows = [(name, spec, None) for name, spec in sections[what].items()]
+        for (kind, name), clash in reg.clashes.items():
+            if kind == singular[what]:
+                rows += [(name, spec, clash) for spec in clash.specs]
         table = Table(title=what, title_justify="left")
         for col in ("name", "kind", "plugin", "description"):
             table.add_column(col, overflow="fold")
-        for name, spec in sorted(sections[what].items()):
-            if what == "problems":
-                kind = spec.kind
-            elif what == "optimizers":
-                kind = ",".join(sorted(spec.kinds))
-                reqs = sorted(spec.requires - {"grad"})
-                kind += f" [{','.join(reqs)}]" if reqs else ""
-            else:
-                kind = ("higher" if spec.higher_is_better else "lower") + " is better" + (
-                    f", {spec.unit}" if spec.unit else "")
-            table.add_row(name, escape(kind), spec.plugin, escape(spec.description.strip().split("\n")[0]))
+        for name, spec, clash in sorted(rows, key=lambda r: (r[0], r[1].plugin)):
+            description = Text(_first_line(spec.description))
+            if clash is not None:
+                others = ", ".join(p for p in clash.plugins if p != spec.plugin)
+                description = Text.assemble((f"CLASH (also from {others}; ambiguous, unusable) ", "red"),
+                                            description)
+            table.add_row(Text(name), Text(_kind(what, spec)), Text(spec.plugin or ""), description)
         console.print(table)
-    for err in reg.errors:
-        console.print(f"[red]plugin {escape(err.plugin)} failed:[/red] {escape(err.message)}", highlight=False)
+    for line in reg.warnings():
+        console.print(Text(line, style="red"), highlight=False)
     return 0

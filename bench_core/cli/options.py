@@ -1,15 +1,20 @@
-"""Options shared by several commands: the executor (`bench run`, `bench tune`)."""
+"""Options shared by several commands: the executor and its watchdog (`bench run`, `bench tune`)."""
 from __future__ import annotations
+
+import math
 
 from ..errors import BenchInputError
 
 
 def add_executor_options(p) -> None:
-    """--executor, --jobs and --address, shared by `bench run` and `bench tune`."""
+    """--executor, --jobs, --address and --trial-timeout, shared by `bench run` and `bench tune`."""
     p.add_argument("--executor", default="local", choices=["local", "process", "ray"],
                    help="where trials run: local (default), process (a worker pool), ray (a Ray cluster)")
     p.add_argument("--jobs", type=int, help="run trials in N worker processes (implies --executor process)")
     p.add_argument("--address", help="address of an existing Ray cluster (default: start a local one)")
+    p.add_argument("--trial-timeout", type=float, metavar="SECONDS",
+                   help="with --jobs or --executor ray: kill a trial without max_seconds after SECONDS and "
+                        "record it as timeout (default 3600; not part of the trial's key)")
 
 
 def make_executor(args):
@@ -23,10 +28,18 @@ def make_executor(args):
         name = "process"
     if args.address and name != "ray":
         raise BenchInputError("--address: only with --executor ray")
+    timeout = getattr(args, "trial_timeout", None)
+    watchdog = {} if timeout is None else {"trial_timeout": timeout}
+    if timeout is not None:
+        if not (math.isfinite(timeout) and timeout > 0):
+            raise BenchInputError(f"--trial-timeout: expected a positive number of seconds, got {timeout:g}")
+        if name == "local":
+            raise BenchInputError("--trial-timeout: only with --jobs N or --executor process|ray "
+                                  "(the local executor runs trials in this process and cannot stop a hung step)")
     if name == "process":
-        return get_executor(name, jobs=args.jobs)
+        return get_executor(name, jobs=args.jobs, **watchdog)
     if name == "ray":
-        return get_executor(name, address=args.address)
+        return get_executor(name, address=args.address, **watchdog)
     return get_executor(name)
 
 

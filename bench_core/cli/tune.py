@@ -23,9 +23,10 @@ def add_parser(sub) -> None:
 
 
 def run_tune_command(args) -> int:
-    """Tune, write the tuned settings file, print the best setting per optimizer and problem."""
-    from rich.markup import escape
+    """Tune, write the tuned settings file, print the best setting per optimizer and problem.
+    Names and hyperparameters from plugins and suites are printed literally (rich ``Text``)."""
     from rich.table import Table
+    from rich.text import Text
 
     from ..suite import load_suite
     from ..tuning import tune, write_tuned
@@ -42,15 +43,17 @@ def run_tune_command(args) -> int:
                   executor=make_executor(args))
     tuned = args.tuned or f"{out}/tuned.toml"
     write_tuned(result, tuned, suite)
-    table = Table(title=f"{suite.name}: best setting per optimizer and problem ({args.method}, budget {args.budget})",
-                  title_justify="left")
+    table = Table(title=Text(f"{suite.name}: best setting per optimizer and problem ({args.method}, "
+                             f"budget {args.budget})"), title_justify="left")
     for col in ("problem", "optimizer", "trials", "status", "metric", "hparams"):
         table.add_column(col, overflow="fold")
     for group, row, metric in result.best:
         value = (row.get("metrics") or {}).get(metric)
-        table.add_row(group.base.problem, group.base.optimizer, str(len(set(group.trial_ids))), row["status"],
-                      f"{metric}={value:.4g}" if value is not None else "—", escape(row["hparams"]))
+        cells = (group.base.problem, group.base.optimizer, str(len(set(group.trial_ids))), row["status"],
+                 f"{metric}={value:.4g}" if value is not None else "—", row["hparams"])
+        table.add_row(*(Text(str(cell)) for cell in cells))
     console = wide_console()
     console.print(table)
-    console.print(f"tuned settings: {tuned} (include with hparams_from); trials: {out}/trials/*.parquet")
+    console.print(f"tuned settings: {tuned} (include with hparams_from); trials: {out}/trials/*.parquet",
+                  markup=False, highlight=False)
     return 0

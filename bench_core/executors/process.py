@@ -4,10 +4,14 @@ Workers are started with the "spawn" context (and kept for the executor's next r
 torch thread count so that together they use each core once, and claim, run and write their
 trials themselves; the driver hands out one
 trial at a time over a pipe (JSON text, no pickle) and shows progress. The driver also watches:
-- a trial that runs past its ``max_seconds`` plus a grace period (a step that hangs, which the
-  runner cannot interrupt in-process) gets its worker killed and is recorded as ``timeout``;
+- a trial that runs past its deadline (a step that hangs, which the runner cannot interrupt
+  in-process) gets its worker killed and is recorded as ``timeout``: ``max_seconds`` plus a
+  grace period, or for a trial without max_seconds the ``trial_timeout`` (``bench run
+  --trial-timeout``, default 3600 s), so every trial has one;
 - a worker that dies (crash, out-of-memory killer) is reported and its trial retried once in a
-  fresh worker; if it dies again the trial is recorded as ``error``.
+  fresh worker; if it dies again the trial is recorded as ``error``;
+- on an interrupt (Ctrl-C) the busy workers are killed and their trials left to a later run,
+  their attempts not counted as crashes.
 """
 from __future__ import annotations
 
@@ -22,8 +26,8 @@ from typing import Callable
 
 from ..registry import Registry, get_registry
 from ..suite import Trial
-from . import (execute_trial, kill_deadline, record_failure, registry_extensions, row_json,
-               threads_per_worker, worker_setup)
+from . import (DEFAULT_TRIAL_TIMEOUT_S, execute_trial, forget_interrupted, kill_deadline, record_failure,
+               registry_extensions, row_json, threads_per_worker, timeout_message, worker_setup)
 
 DEFAULT_GRACE_S = 60.0
 
@@ -79,14 +83,17 @@ class _Worker:
 
 
 class ProcessExecutor:
-    """Runs trials in `jobs` worker processes (default: one per core)."""
+    """Runs trials in `jobs` worker processes (default: one per core); a trial without
+    max_seconds is killed after `trial_timeout` seconds."""
 
     def __init__(self, jobs: int | None = None, registry: Registry | None = None,
                  grace_s: float = DEFAULT_GRACE_S, threads: int | None = None, retries: int = 1,
-                 log: Callable[[str], None] | None = None):
+                 log: Callable[[str], None] | None = None,
+                 trial_timeout: float = DEFAULT_TRIAL_TIMEOUT_S):
         self.jobs = max(1, jobs or threads_per_worker(1))
         self.registry = registry
         self.grace_s = grace_s
+        self.trial_timeout = trial_timeout
         self.threads = threads or threads_per_worker(self.jobs)
         self.retries = retries
         self.log = log  # where deaths are reported; None: stderr (run_suite sets its progress bar)
@@ -144,15 +151,14 @@ class ProcessExecutor:
                         self._died(w, queue, deaths, out, run_id, on_result, rerun_failed)
                     elif self._overdue(w):
                         workers[i] = self._replace(ctx, w, extensions, kill=True)
-                        limit = w.trial.budget.max_seconds
-                        on_result(record_failure(
-                            w.trial, out, run_id, "timeout",
-                            f"killed after {time.monotonic() - w.started:.1f} s: exceeded max_seconds={limit}"
-                            f" (+{self.grace_s:g} s grace); a step did not return", rerun_failed))
+                        message = timeout_message(w.trial, time.monotonic() - w.started, self.grace_s,
+                                                  self.trial_timeout)
+                        on_result(record_failure(w.trial, out, run_id, "timeout", message, rerun_failed))
         finally:  # workers still busy here (an exception, an interrupt) are killed
             for w in [w for w in workers if w.trial is not None]:
                 w.stop(kill=True)
                 workers.remove(w)
+                forget_interrupted(w.trial, out)
 
     @staticmethod
     def _receive(w: _Worker, on_result) -> bool:
@@ -172,12 +178,12 @@ class ProcessExecutor:
 
     def _wait_timeout(self, busy: list[_Worker]) -> float | None:
         now = time.monotonic()
-        left = [w.started + d - now for w in busy
-                if w.started is not None and (d := kill_deadline(w.trial, self.grace_s)) is not None]
+        left = [w.started + d - now for w in busy if w.started is not None
+                and (d := kill_deadline(w.trial, self.grace_s, self.trial_timeout)) is not None]
         return max(0.0, min(left)) + 0.05 if left else None
 
     def _overdue(self, w: _Worker) -> bool:
-        deadline = kill_deadline(w.trial, self.grace_s)
+        deadline = kill_deadline(w.trial, self.grace_s, self.trial_timeout)
         return (deadline is not None and w.started is not None
                 and time.monotonic() - w.started > deadline)
 

@@ -6,8 +6,10 @@ With an address the driver joins that Ray cluster; without one it starts a local
 count) for ``cpu``. The task claims, runs and writes the trial itself, so the results directory
 must be on storage that every node sees (it is, trivially, on one machine); the driver shows
 progress. At most as many tasks are in flight as the cluster has slots, so a task starts soon
-after it is submitted and the driver can enforce ``max_seconds`` plus a grace period: an
-overdue task is cancelled (its worker killed) and its trial recorded as ``timeout``. Ray
+after it is submitted and the driver can enforce a deadline: ``max_seconds`` plus a grace
+period, or ``trial_timeout`` (``bench run --trial-timeout``, default 3600 s) for a trial without
+max_seconds. An overdue task is cancelled (its worker killed) and its trial recorded as
+``timeout``. Ray
 retries a task whose worker died once (``max_retries=1``); if it dies again the trial is
 recorded as ``error``.
 """
@@ -22,8 +24,8 @@ from typing import Callable
 from ..registry import Registry, get_registry
 from ..store import claim_held
 from ..suite import Trial
-from . import (available_cpus, execute_trial, kill_deadline, record_failure, registry_extensions,
-               row_json, worker_setup)
+from . import (DEFAULT_TRIAL_TIMEOUT_S, available_cpus, execute_trial, forget_interrupted, kill_deadline,
+               record_failure, registry_extensions, row_json, timeout_message, worker_setup)
 
 DEFAULT_GRACE_S = 60.0
 _REGISTRIES: dict = {}  # per worker process: registry per tuple of extension modules
@@ -57,11 +59,13 @@ class RayExecutor:
 
     def __init__(self, address: str | None = None, registry: Registry | None = None,
                  cpus_per_trial: int = 1, grace_s: float = DEFAULT_GRACE_S, retries: int = 1,
-                 log: Callable[[str], None] | None = None):
+                 log: Callable[[str], None] | None = None,
+                 trial_timeout: float = DEFAULT_TRIAL_TIMEOUT_S):
         self.address = address
         self.registry = registry
         self.cpus_per_trial = cpus_per_trial
         self.grace_s = grace_s
+        self.trial_timeout = trial_timeout
         self.retries = retries
         self.log = log
 
@@ -108,24 +112,23 @@ class RayExecutor:
                     trial, _ = running.pop(ref)
                     on_result(self._result(ray, ref, trial, out, run_id, rerun_failed))
                 for ref, (trial, submitted) in list(running.items()):
-                    deadline = kill_deadline(trial, self.grace_s)
+                    deadline = kill_deadline(trial, self.grace_s, self.trial_timeout)
                     elapsed = time.monotonic() - submitted
                     if deadline is not None and elapsed > deadline:
                         ray.cancel(ref, force=True)
                         running.pop(ref)
                         _wait_released(out, trial.trial_id)
-                        on_result(record_failure(
-                            trial, out, run_id, "timeout",
-                            f"cancelled after {elapsed:.1f} s: exceeded max_seconds={trial.budget.max_seconds}"
-                            f" (+{self.grace_s:g} s grace); a step did not return", rerun_failed))
-        finally:
-            for ref in running:
+                        message = timeout_message(trial, elapsed, self.grace_s, self.trial_timeout, "cancelled")
+                        on_result(record_failure(trial, out, run_id, "timeout", message, rerun_failed))
+        finally:  # tasks still running here (an exception, an interrupt) are cancelled
+            for ref, (trial, _) in running.items():
                 ray.cancel(ref, force=True)
+                forget_interrupted(trial, out)
 
     def _wait_timeout(self, running: dict) -> float:
         now, left = time.monotonic(), [1.0]
         for trial, submitted in running.values():
-            deadline = kill_deadline(trial, self.grace_s)
+            deadline = kill_deadline(trial, self.grace_s, self.trial_timeout)
             if deadline is not None:
                 left.append(submitted + deadline - now)
         return max(0.05, min(left))
