@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import importlib
 
-from .errors import BenchInputError, UnknownNameError
+from .errors import AmbiguousNameError, BenchInputError, UnknownNameError
 from .hookspecs import hookimpl, hookspec
 
 __version__ = "0.1.0"
@@ -35,7 +35,7 @@ _LAZY = {
 }
 
 __all__ = [
-    "BenchInputError", "Choice", "LinearSolver", "LinearSystem", "LinearSystemProblem", "LogUniform",
+    "AmbiguousNameError", "BenchInputError", "Choice", "LinearSolver", "LinearSystem", "LinearSystemProblem", "LogUniform",
     "MetricSpec", "OptimizerSpec", "PARAMETRIZATIONS", "ParamRole", "ProblemSpec", "ROLES", "Registry",
     "ScaledLinear", "StopSolve", "TrainingProblem",
     "TrialContext", "Uniform", "UnknownNameError", "as_tensor", "csr_from_scipy", "build_registry", "get_registry",
