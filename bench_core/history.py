@@ -1,51 +1,78 @@
 """`bench history`: one metric over git commits, from results directories of several commits.
 
-Every trial row carries the commit it ran at (``git_commit``, ``git_dirty``). This module groups
-the rows of several results directories by (problem, optimizer) and by commit, orders the commits
-as git does (``git rev-list`` of the current repository when it knows them all, else by the time
-the trials ended), summarizes the values over seeds, and flags the commits where the value moved
-beyond the noise across seeds:
+**Series.** Trials are matched on their key (``key_id``: problem + params, optimizer + hparams,
+dtype, device, budget, targets, evaluation schedule, threads) across commits: one series per
+key, labelled as the leaderboard labels it.
 
-    flag commit B after A when  |mean_B − mean_A| > k · sqrt(s_A²/n_A + s_B²/n_B)
-                          and  |mean_B − mean_A| > rel_tol · |mean_A|
+**Points.** A point is one results directory (its ``source``; the run id when rows do not say)
+at one commit (+dirty) and code, one value per seed. Two directories of one commit are two
+points, never pooled into one sample. Points follow git's order of their commits (``git
+rev-list`` of the repository when it knows them all, else the time their trials ended), then
+their end time.
 
-(s: standard deviation over seeds, n: number of seeds with a value; k = 3 and rel_tol = 1 % by
-default). A change in how many seeds reached the target is flagged too. For users without asv;
-asv itself is configured in asv.conf.json (see docs/tracking.md).
+**Flags.** Each point is compared with the previous point of its series, seeds paired on
+(key, seed), with the rules of bench_core.compare:
+
+- deterministic values (final metrics, steps and steps to target on the CPU, no trial ended by
+  timeout): equal on every paired seed, nothing to flag. A mean paired change beyond ``rel_tol``
+  of the previous mean is ``better`` or ``worse`` (in the direction the rows recorded) when
+  every paired seed moved the same way or the mean paired difference exceeds
+  ``k`` standard errors; else it is ``changed`` (real, but the seeds disagree on its sign).
+  A metric without a recorded direction (a metric plugin's measurement, such as peak memory)
+  is shown, not judged.
+- other values (not on the CPU, or a timeout): the mean paired difference beyond ``k`` standard
+  errors and beyond ``rel_tol``.
+- times (time_to_target_s, train_time_s, setup_time_s, eval_time_s): the ratio of the two points
+  over the run effect of that pair of directories, i.e. the median ratio over every series they
+  share (``compare.time_verdicts``: Bonferroni at ``alpha`` over those series), beyond ``rel_tol``;
+  withheld when either directory ran with more load than CPUs (unless ``judge_loaded``).
+- no seed in common: |mean_B − mean_A| > k · sqrt(s_A²/n_A + s_B²/n_B) and beyond ``rel_tol``.
+- a change in how many seeds reached the target: ``changed``.
+
+Two consecutive points of the same commit and code are an A/A pair: what would be flagged
+between them is marked ``noise``, never better or worse (it says how far two runs of the same
+code differ). For users without asv; asv itself is configured in asv.conf.json (docs/tracking.md).
 """
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 from dataclasses import dataclass, field
 from html import escape as xml_escape
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from .analysis import primary_metric, problem_labels
+from .analysis import primary_metric, setting_labels
+from .compare import oversubscribed, time_verdicts
 from .errors import BenchInputError
 
 COLUMN_METRICS = ("time_to_target_s", "steps_to_target", "train_time_s", "steps",
                   "setup_time_s", "eval_time_s")
+TIME_METRICS = ("time_to_target_s", "train_time_s", "setup_time_s", "eval_time_s")
 FINAL = "final"  # the final value of the problem's target metric (its primary metric)
 NO_COMMIT = "(no commit)"
 
 
 @dataclass
 class Point:
-    """One commit of one series: the metric's values over seeds and their summary."""
+    """One results directory at one commit and code in a series: the metric's value per seed."""
 
     commit: str
     dirty: bool
-    values: list
-    seeds: int
-    reached: int
+    by_seed: dict  # seed -> value
+    seeds: int  # trials
+    reached: int  # trials that reached the target
+    source: str = ""  # the results directory (or run id)
+    code_id: str = ""
     ended_at: object = None
-    flag: str = ""  # "", "better", "worse" or "changed"
-    change: float | None = None  # relative change of the mean against the previous point
+    exact: bool = True  # values reproducible: on the CPU, no trial ended by timeout
+    loaded: str | None = None  # "load L on C CPUs" when the directory's runs were oversubscribed
+    flag: str = ""  # "", "better", "worse", "changed" or "noise"
+    change: float | None = None  # relative change against the previous point (paired seeds)
+    note: str = ""  # how the previous point was compared
 
     @property
     def key(self) -> str:
@@ -54,29 +81,41 @@ class Point:
         return short + ("+dirty" if self.dirty else "")
 
     @property
+    def run(self) -> tuple:
+        """(source, commit, dirty): the run this point belongs to, shared by every series."""
+        return self.source, self.commit, self.dirty
+
+    @property
+    def values(self) -> list:
+        """The values, in seed order."""
+        return [self.by_seed[s] for s in sorted(self.by_seed)]
+
+    @property
     def mean(self) -> float | None:
         """Mean over the seeds that have a value."""
-        return float(np.mean(self.values)) if self.values else None
+        return float(np.mean(self.values)) if self.by_seed else None
 
     @property
     def median(self) -> float | None:
         """Median over the seeds that have a value."""
-        return float(np.median(self.values)) if self.values else None
+        return float(np.median(self.values)) if self.by_seed else None
 
     @property
     def std(self) -> float:
         """Sample standard deviation over seeds (0 with fewer than two values)."""
-        return float(np.std(self.values, ddof=1)) if len(self.values) > 1 else 0.0
+        return float(np.std(self.values, ddof=1)) if len(self.by_seed) > 1 else 0.0
 
 
 @dataclass
 class Series:
-    """One (problem, optimizer) over commits, in commit order."""
+    """One trial key over commits, in commit order."""
 
     problem: str
     optimizer: str
     metric: str
     points: list = field(default_factory=list)
+    key_id: str = ""
+    direction: str | None = None  # "min", "max", or None when no row recorded it
 
 
 def git_order(commits, repo: str | Path | None = None) -> list[str] | None:
@@ -98,43 +137,62 @@ def git_order(commits, repo: str | Path | None = None) -> list[str] | None:
     return sorted(set(commits), key=position.__getitem__)
 
 
-def _values(group: pd.DataFrame, metric: str) -> list[float]:
-    if metric in COLUMN_METRICS:
-        raw = group[metric].tolist()
-    else:
-        name = metric
-        raw = []
-        for targets, metrics in zip(group["targets"], group["metrics"]):
-            metrics = metrics or {}
-            if metric == FINAL:
-                name = primary_metric(targets, metrics)
-            raw.append(metrics.get(name))
-    out = []
-    for v in raw:
-        if v is None:
+def read_runs(*dirs: str | Path) -> pd.DataFrame:
+    """The trials of several results directories, each row with its directory as ``source``."""
+    from .store import read_trials
+
+    frames = [read_trials(d).assign(source=str(d)) for d in dirs]
+    return pd.concat(frames, ignore_index=True) if frames else read_trials().assign(source=[])
+
+
+def _values(rows: dict, metric: str) -> dict:
+    """seed -> value of `metric` for one point's rows (lists per column); the median when a
+    seed appears twice (one directory holding one key and seed twice cannot happen by bench run)."""
+    found: dict = {}
+    for i, seed in enumerate(rows["seed"]):
+        if metric in COLUMN_METRICS:
+            v = rows[metric][i]
+        else:
+            metrics = rows["metrics"][i] or {}
+            name = primary_metric(rows["targets"][i], metrics) if metric == FINAL else metric
+            v = metrics.get(name)
+        try:
+            v = float(v)
+        except (TypeError, ValueError):
             continue
-        v = float(v)
         if math.isfinite(v):
-            out.append(v)
-    return out
+            found.setdefault(int(seed), []).append(v)
+    return {s: float(np.median(v)) for s, v in found.items()}
+
+
+def _direction(rows: dict, name: str, metric: str) -> str | None:
+    if metric in COLUMN_METRICS:
+        return "min"
+    for d in rows["directions"]:
+        if isinstance(d, str) and d:
+            found = json.loads(d).get(name)
+            if found:
+                return found
+    return None
 
 
 def build_history(trials: pd.DataFrame, metric: str = FINAL, repo: str | Path | None = None,
-                  k: float = 3.0, rel_tol: float = 0.01,
-                  higher_is_better: Callable[[str], bool] | None = None) -> tuple[list[Series], str]:
-    """Group trial rows into series over commits and flag changes beyond the noise across seeds.
+                  k: float = 3.0, rel_tol: float = 0.01, alpha: float = 0.05,
+                  judge_loaded: bool = False) -> tuple[list[Series], str]:
+    """Group trial rows into series over commits and flag changes beyond the noise (see the
+    module docstring).
 
     ``metric``: a trial column (``time_to_target_s``, ``steps_to_target``, ``train_time_s``,
-    ``steps``, ...), a metric name from the rows' ``metrics`` (``loss``, ``rel_residual``, ...),
-    or ``final`` (the final value of each problem's target metric). Returns (series, ordering)
-    where ordering says how commits were ordered: ``"git"`` or ``"ended_at"``.
-    ``higher_is_better(metric_name)`` gives a metric's direction (default: lower is better);
-    trial columns (times, steps) are always lower-is-better.
+    ``steps``, ...), a metric name from the rows' ``metrics`` (``loss``, ``val_accuracy``, ...),
+    or ``final`` (the final value of each problem's target metric). Rows carry their directory
+    in ``source`` (``read_runs``); without it each run id is a point. Directions come from the
+    rows' recorded ``directions``; trial columns (times, steps) are lower-is-better. Returns
+    (series, ordering) where ordering says how commits were ordered: ``"git"`` or ``"ended_at"``.
     """
     if trials is None or len(trials) == 0:
         return [], "git"
-    df = trials.copy()
-    df["problem_label"] = problem_labels(df)
+    df = setting_labels(trials, by_code=False)
+    df["source"] = df["source"] if "source" in df else df["run_id"]
     df["commit"] = df["git_commit"].fillna(NO_COMMIT)
     df["dirty"] = df["git_dirty"].fillna(False).astype(bool)
     order = git_order(df["commit"].unique(), repo)
@@ -144,42 +202,138 @@ def build_history(trials: pd.DataFrame, metric: str = FINAL, repo: str | Path | 
         first_end = df.groupby("commit")["ended_at"].min().sort_values(kind="stable")
         order = list(first_end.index)
     rank = {c: i for i, c in enumerate(order)}
-    rank[NO_COMMIT] = len(order)
+    cols = ["key_id", "problem_label", "label", "commit", "dirty", "code_id", "source", "seed", "status",
+            "device", "metrics", "targets", "directions", "ended_at", "load_avg", "cpu_count"]
+    cols += [c for c in COLUMN_METRICS if c not in cols]
+    lists = {c: df[c].tolist() for c in cols}
+    by_point: dict = {}
+    for i in range(len(df)):
+        point_id = tuple(lists[c][i] for c in ("key_id", "commit", "dirty", "code_id", "source"))
+        by_point.setdefault(point_id, []).append(i)
+    series: dict = {}
+    for (key_id, commit, dirty, code_id, source), idx in by_point.items():
+        rows = {c: [lists[c][i] for i in idx] for c in cols}
+        s = series.get(key_id)
+        if s is None:
+            name = metric
+            if metric == FINAL:
+                name = primary_metric(rows["targets"][0], rows["metrics"][0] or {}) or metric
+            s = series[key_id] = Series(problem=rows["problem_label"][0], optimizer=rows["label"][0],
+                                        metric=name, key_id=key_id, direction=_direction(rows, name, metric))
+        ends = [e for e in rows["ended_at"] if not pd.isna(e)]
+        s.points.append(Point(
+            commit=commit, dirty=bool(dirty), by_seed=_values(rows, metric), seeds=len(idx),
+            reached=sum(st == "target_reached" for st in rows["status"]), source=str(source),
+            code_id=str(code_id), ended_at=max(ends) if ends else None,
+            exact=all(str(d) == "cpu" for d in rows["device"]) and "timeout" not in rows["status"],
+            loaded=oversubscribed(pd.DataFrame({"load_avg": rows["load_avg"], "cpu_count": rows["cpu_count"]}))))
+    out = sorted(series.values(), key=lambda s: (s.problem, s.optimizer, s.key_id))
+    for s in out:
+        s.points.sort(key=lambda p: (rank.get(p.commit, len(order)), p.dirty,
+                                     pd.Timestamp(p.ended_at) if p.ended_at is not None else pd.Timestamp.min.tz_localize("UTC")))
+    if metric in TIME_METRICS:
+        flag_times(out, alpha=alpha, rel_tol=rel_tol, judge_loaded=judge_loaded)
+    else:
+        for s in out:
+            flag_changes(s.points, k=k, rel_tol=rel_tol, direction=s.direction)
+    return out, ordering
 
-    series = []
-    for (problem, label), g in df.groupby(["problem_label", "label"], sort=True):
-        name = metric
-        if metric == FINAL:
-            name = primary_metric(g["targets"].iloc[0], g["metrics"].iloc[0] or {}) or metric
-        s = Series(problem=problem, optimizer=label, metric=name if metric == FINAL else metric)
-        higher = bool(higher_is_better(name)) if higher_is_better and metric not in COLUMN_METRICS else False
-        commits = sorted({(c, d) for c, d in zip(g["commit"], g["dirty"])},
-                         key=lambda cd: (rank.get(cd[0], len(order)), cd[1]))
-        for commit, dirty in commits:
-            rows = g[(g["commit"] == commit) & (g["dirty"] == dirty)]
-            s.points.append(Point(commit=commit, dirty=bool(dirty), values=_values(rows, metric),
-                                  seeds=len(rows), reached=int((rows["status"] == "target_reached").sum()),
-                                  ended_at=rows["ended_at"].max()))
-        flag_changes(s.points, k=k, rel_tol=rel_tol, higher_is_better=higher)
-        series.append(s)
-    return series, ordering
+
+def _same_code(a: Point, b: Point) -> bool:
+    return (a.commit, a.dirty, a.code_id) == (b.commit, b.dirty, b.code_id)
+
+
+def _flag(delta: float, direction: str) -> str:
+    return "better" if (delta > 0) == (direction == "max") else "worse"
+
+
+def _judge_pair(prev: Point, p: Point, k: float, rel_tol: float, direction: str | None) -> tuple[str, float, str]:
+    """(flag, relative change, note) of `p` against `prev` for a value that is not a time."""
+    if direction is None:
+        change = p.mean / prev.mean - 1.0 if prev.mean else None
+        return "", change, "no recorded direction (a metric plugin's measurement): not judged"
+    seeds = sorted(set(prev.by_seed) & set(p.by_seed))
+    if not seeds:
+        delta = p.mean - prev.mean
+        change = delta / abs(prev.mean) if prev.mean else (math.inf if delta else 0.0)
+        noise = k * math.sqrt(prev.std ** 2 / len(prev.by_seed) + p.std ** 2 / len(p.by_seed))
+        moved = abs(delta) > noise and abs(delta) > rel_tol * abs(prev.mean)
+        return (_flag(delta, direction) if moved else ""), change, "unpaired (no seed in common)"
+    a = np.array([prev.by_seed[s] for s in seeds])
+    d = np.array([p.by_seed[s] for s in seeds]) - a
+    n, mean, base = len(d), float(d.mean()), float(a.mean())
+    change = mean / abs(base) if base else (math.inf if mean else 0.0)
+    if not d.any():
+        return "", 0.0, f"equal on {n} paired seed(s)"
+    if abs(mean) <= rel_tol * abs(base):
+        return "", change, f"within rel_tol on {n} paired seed(s)"
+    sd = float(d.std(ddof=1)) if n > 1 else 0.0
+    beyond = n > 1 and (sd == 0.0 or abs(mean) > k * sd / math.sqrt(n))
+    same_way = bool((d > 0).all() or (d < 0).all())
+    if prev.exact and p.exact:
+        note = f"deterministic, {n} paired seed(s)" + (", all moved the same way" if same_way else "")
+        return (_flag(mean, direction) if same_way or beyond else "changed"), change, note
+    return (_flag(mean, direction) if beyond else ""), change, f"paired over {n} seed(s), k = {k:g}"
 
 
 def flag_changes(points: list[Point], k: float = 3.0, rel_tol: float = 0.01,
-                 higher_is_better: bool = False) -> None:
-    """Set ``change`` and ``flag`` on each point against the previous point that has a value."""
+                 direction: str | None = "min") -> None:
+    """Set ``change``, ``flag`` and ``note`` on each point against the previous point that has
+    a value (a value that is not a time; see the module docstring)."""
     prev = None
     for p in points:
-        if prev is not None and p.mean is not None:
-            delta = p.mean - prev.mean
-            p.change = delta / abs(prev.mean) if prev.mean else (math.inf if delta else 0.0)
-            noise = k * math.sqrt(prev.std ** 2 / len(prev.values) + p.std ** 2 / len(p.values))
-            if abs(delta) > noise and abs(delta) > rel_tol * abs(prev.mean):
-                p.flag = "better" if (delta > 0) == higher_is_better else "worse"
-        if prev is not None and p.reached != prev.reached and not p.flag:
-            p.flag = "changed"
-        if p.mean is not None:
+        flag = ""
+        if prev is not None and p.by_seed:
+            flag, p.change, p.note = _judge_pair(prev, p, k, rel_tol, direction)
+        if prev is not None and not flag and p.reached != prev.reached:
+            flag, p.note = "changed", f"{prev.reached} -> {p.reached} trials reached the target"
+        if flag and prev is not None and _same_code(prev, p):
+            flag, p.note = "noise", "same code as the previous point: " + p.note
+        p.flag = flag
+        if p.by_seed:
             prev = p
+
+
+def flag_times(series: list[Series], alpha: float = 0.05, rel_tol: float = 0.01,
+               judge_loaded: bool = False) -> None:
+    """Flag time values: each pair of consecutive points against the run effect of their two
+    directories over every series they share (``compare.time_verdicts``)."""
+    transitions: dict = {}
+    for s in series:
+        prev = None
+        for p in s.points:
+            if prev is not None and p.by_seed:
+                transitions.setdefault((prev.run, p.run), []).append((prev, p))
+            if p.by_seed:
+                prev = p
+    for items in transitions.values():
+        pairs = {}
+        for i, (a, b) in enumerate(items):
+            seeds = [x for x in sorted(set(a.by_seed) & set(b.by_seed)) if a.by_seed[x] > 0 and b.by_seed[x] > 0]
+            if seeds:
+                pairs[i] = ([a.by_seed[x] for x in seeds], [b.by_seed[x] for x in seeds])
+        runs, judged, _ = time_verdicts({"t": pairs}, alpha, rel_tol)
+        run, devs = runs["t"], judged["t"]
+        for i, (a, b) in enumerate(items):
+            flag = ""
+            loaded = None if judge_loaded else (a.loaded or b.loaded)
+            if loaded:
+                b.note = f"not judged: ran at {loaded}"
+            elif i not in devs:
+                b.note = "no paired seeds" if i not in pairs else "fewer than 3 series: machine speed and code cannot be told apart"
+            else:
+                dev, verdict = devs[i]
+                b.change = dev.ratio - 1.0
+                b.note = f"×{dev.rel_ratio:.3g} over the run effect ×{run:.3g}"
+                flag = {"regression": "worse", "improvement": "better"}.get(verdict, "")
+            if i in pairs and b.change is None:
+                lb, lh = np.log(pairs[i][0]), np.log(pairs[i][1])
+                b.change = math.exp(float(lh.mean() - lb.mean())) - 1.0
+            if not flag and b.reached != a.reached:
+                flag = "changed"
+            if flag and _same_code(a, b):
+                flag, b.note = "noise", "same code as the previous point: " + b.note
+            b.flag = flag
 
 
 def commit_subjects(commits, repo: str | Path | None = None) -> dict:
@@ -215,14 +369,15 @@ def _scale(values: list[float]) -> tuple[bool, float, float]:
 
 
 def history_svg(series: list[Series]) -> str:
-    """An SVG document: one panel per series, the median over seeds per commit with the seeds'
-    range as a bar; flagged commits drawn red (worse), green (better) or orange (changed)."""
+    """An SVG document: one panel per series, the median over seeds per point with the seeds'
+    range as a bar; flagged points drawn red (worse), green (better), orange (changed) or
+    purple (noise: two runs of the same code differ)."""
     panels = [s for s in series if any(p.values for p in s.points)]
     height = _H * max(len(panels), 1)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{height}" '
              f'viewBox="0 0 {_W} {height}" font-family="sans-serif" font-size="11">',
              f'<rect width="{_W}" height="{height}" fill="white"/>']
-    colors = {"worse": "#d62728", "better": "#2ca02c", "changed": "#ff7f0e", "": "#1f77b4"}
+    colors = {"worse": "#d62728", "better": "#2ca02c", "changed": "#ff7f0e", "noise": "#9467bd", "": "#1f77b4"}
     for i, s in enumerate(panels):
         y0 = i * _H
         pw, ph = _W - _ML - _MR, _H - _MT - _MB

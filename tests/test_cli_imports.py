@@ -81,19 +81,15 @@ def test_import_bench_core_loads_no_torch():
     assert proc.returncode == 0, proc.stderr
 
 
-# Commands asserted torch-free and plugin-free. Not asserted yet (they still load every plugin,
-# and so torch, to learn metric directions from the registry):
-#   bench compare A B: bench_core/compare.py _compare_quantity -> analysis.higher_is_better(quantity)
-#                      -> registry.get_registry() -> build_registry() -> plugins (bench_linear.plugin, ...)
-#   bench history A:   bench_core/cli/history.py run_history_command -> registry.get_registry()
-#                      .higher_is_better -> build_registry() -> plugins
-# Add ("compare", "res", "res") and ("history", "res") here once the directions come from the
-# results' recorded `directions` column instead.
+# Commands asserted torch-free and plugin-free: they read results only. compare and history take
+# metric directions from the rows' recorded `directions` column, never from the registry.
 @pytest.mark.parametrize("args, expect", [
     (("--help",), "Benchmark optimizers and solvers."),
     (("show", "res"), "leaderboard (res)"),
     (("report", "res", "-o", "report.html"), "report: report.html"),
-], ids=["help", "show", "report"])
+    (("compare", "res", "res"), "0 regression(s)"),
+    (("history", "res"), "synthetic.quadratic"),
+], ids=["help", "show", "report", "compare", "history"])
 def test_analysis_commands_load_no_torch_and_no_plugin(results, args, expect):
     proc, report = _probe(*args, cwd=results)
     assert report["rc"] == 0, proc.stderr
