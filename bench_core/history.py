@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 from dataclasses import dataclass, field
 from html import escape as xml_escape
@@ -116,6 +117,10 @@ class Series:
     points: list = field(default_factory=list)
     key_id: str = ""
     direction: str | None = None  # "min", "max", or None when no row recorded it
+
+
+#: A git object id as a results file may hold it; nothing else read from a file reaches git.
+_COMMIT_ID = re.compile(r"[0-9a-f]{4,64}")
 
 
 def git_order(commits, repo: str | Path | None = None) -> list[str] | None:
@@ -336,14 +341,21 @@ def flag_times(series: list[Series], alpha: float = 0.05, rel_tol: float = 0.01,
             b.flag = flag
 
 
+def is_commit_id(value) -> bool:
+    """Whether `value` is a full or abbreviated hexadecimal git object id (4 to 64 digits): the
+    only form of a value read from a results file that may reach git."""
+    return isinstance(value, str) and _COMMIT_ID.fullmatch(value) is not None
+
+
 def commit_subjects(commits, repo: str | Path | None = None) -> dict:
-    """{commit: subject line} for the commits git knows (empty when git is unavailable)."""
+    """{commit: subject line} for the commits git knows (empty when git is unavailable). A value
+    that is not a commit id (e.g. ``--output=FILE`` read from a results file) never reaches git."""
     out = {}
     for c in commits:
-        if not c or c == NO_COMMIT:
+        if not is_commit_id(c):
             continue
         try:
-            res = subprocess.run(["git", "log", "-1", "--format=%s", c], cwd=repo or ".",
+            res = subprocess.run(["git", "log", "-1", "--format=%s", "--end-of-options", c, "--"], cwd=repo or ".",
                                  capture_output=True, text=True, timeout=10)
         except (OSError, subprocess.SubprocessError):
             return out

@@ -246,3 +246,23 @@ def test_cli_bad_input(runs, tmp_path, capsys):
     assert "unknown metric 'nope'" in capsys.readouterr().err
     assert main(["history", *dirs, "--problem", "pde.*"]) == 2
     assert main(["history", *dirs, "--alpha", "0"]) == 2
+
+
+def test_a_commit_read_from_a_results_file_never_reaches_git_as_an_option(tmp_path):
+    """A git_commit value such as --output=FILE (a hostile results file) is not passed to git;
+    a real commit id is, after --end-of-options."""
+    import subprocess
+
+    from bench_core.history import commit_subjects, is_commit_id
+
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "-c", "user.email=a@b", "-c", "user.name=n", "commit", "-q",
+                    "--allow-empty", "-m", "the subject"], check=True)
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    target = tmp_path / "overwritten"
+    hostile = [f"--output={target}", "-p", "HEAD", "", None]
+    assert not any(is_commit_id(h) for h in hostile) and is_commit_id(head)
+    assert commit_subjects([*hostile, head], repo) == {head: "the subject"}
+    assert not target.exists()
