@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import bench_core
 
+from .collection import collection_problem_specs
 from .learning_to_relax import relax_metric_specs
 from .matrices import matrix_problem_specs
+from .matrix_market import matrix_market_problem_specs
 from .reference import reference_specs
 from .solvers import solver_specs
 
@@ -18,6 +20,8 @@ OPTIMIZER_SOURCES = [
 
 PROBLEM_SOURCES = [
     matrix_problem_specs,
+    collection_problem_specs,
+    matrix_market_problem_specs,
 ]
 
 METRIC_SOURCES = [
@@ -33,7 +37,7 @@ def bench_optimizers():
 
 @bench_core.hookimpl
 def bench_problems():
-    """linear.spectrum, linear.gallery."""
+    """linear.spectrum, linear.gallery, linear.collection, linear.matrix_market."""
     return [spec for source in PROBLEM_SOURCES for spec in source()]
 
 
