@@ -62,6 +62,7 @@ def _top_level_distributions(path: tuple) -> dict:
     return importlib.metadata.packages_distributions()
 
 
+@functools.lru_cache(maxsize=None)
 def _version(dist: str) -> str | None:
     try:
         return importlib.metadata.version(dist)
@@ -69,15 +70,20 @@ def _version(dist: str) -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=None)
+def _required(dist: str) -> tuple:
+    try:
+        return tuple(importlib.metadata.requires(dist) or [])
+    except importlib.metadata.PackageNotFoundError:
+        return ()
+
+
 def required_versions(dist: str | None) -> dict:
     """Installed versions of the distributions `dist` requires (its extras too when installed,
     but for TOOL_EXTRAS)."""
     if dist is None:
         return {}
-    try:
-        reqs = importlib.metadata.requires(dist) or []
-    except importlib.metadata.PackageNotFoundError:
-        return {}
+    reqs = _required(dist)
     out = {}
     for req in reqs:
         extra = re.search(r"extra\s*==\s*['\"]([^'\"]+)['\"]", req)

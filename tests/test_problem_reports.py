@@ -66,7 +66,7 @@ def test_tiny_params_name_real_problems_and_parameters():
 
 
 @pytest.mark.parametrize("name", PROBLEMS)
-def test_reports_are_what_the_problem_returns(name, one_thread, monkeypatch):
+def test_reports_are_what_the_problem_returns(name, one_thread, monkeypatch, tmp_path):
     """Build at a tiny size, evaluate once (as the runner does), compare the keys with spec.reports."""
     spec = bench_core.problem_spec(name)
     if name in MNIST_PROBLEMS:
@@ -76,6 +76,12 @@ def test_reports_are_what_the_problem_returns(name, one_thread, monkeypatch):
         fake = (rng.random((50, 1, 28, 28), dtype=np.float32), np.arange(50, dtype=np.int64) % 10)
         monkeypatch.setattr(data, "load_mnist", lambda: fake)
     params = {**spec.params, **TINY.get(name, {})}
+    if name == "linear.matrix_market":  # a user's .mtx file: write a small one
+        import scipy.io
+        import scipy.sparse
+
+        scipy.io.mmwrite(tmp_path / "a.mtx", scipy.sparse.diags([4.0] * 6) + scipy.sparse.eye(6, k=1))
+        params["path"] = str(tmp_path / "a.mtx")
     if spec.kind == "training":
         problem = spec.factory(seed=0, device="cpu", dtype=torch.float32, **params)
         with torch.no_grad():
