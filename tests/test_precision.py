@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 
+from bench_core.trial import SCHEMA_VERSION
 from bench_core import precision, store
 
 
@@ -54,7 +55,8 @@ def test_stochastic_rounding_keeps_small_updates():
 
 
 def _row(tid, dtype, loss, acc, seed=0, params=None):
-    return {"trial_id": tid, "problem": "p", "kind": "training", "optimizer": "o", "seed": seed,
+    return {"schema_version": SCHEMA_VERSION, "key_id": f"k-{dtype}", "code_id": "c0de",
+            "trial_id": tid, "problem": "p", "kind": "training", "optimizer": "o", "seed": seed,
             "problem_params": json.dumps(params or {"n": 1}), "hparams": json.dumps({"lr": 0.1}),
             "device": "cpu", "dtype": dtype, "status": "ok",
             "metrics": {"loss": loss, "val_accuracy": acc}, "counters": {}}
