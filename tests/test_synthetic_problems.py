@@ -78,7 +78,7 @@ def test_training_suites_parse():
 
     root = Path(__file__).resolve().parent.parent / "suites"
     standard = load_suite(root / "standard.toml")
-    assert len(standard.trials) == 11 * 2 * 5
+    assert len(standard.trials) == 11 * 3 * 5  # torch.adamw, muon, torch.sgd
     names = {t.problem for t in standard.trials}
     assert names == {n for n, s in bench_core.get_registry().problems.items()
                      if s.plugin in ("bench_vision", "bench_lm") or n in (

@@ -18,6 +18,7 @@ from .psgd import psgd_specs
 from .kfac import kfac_specs
 from .mfac import mfac_specs
 from .adafisher import adafisher_specs
+from .muon import muon_specs
 
 SPEC_SOURCES = [
     torch_optimizer_specs,
@@ -31,6 +32,7 @@ SPEC_SOURCES = [
     kfac_specs,
     mfac_specs,
     adafisher_specs,
+    muon_specs,
 ]
 
 
