@@ -51,3 +51,20 @@ def test_tri_products_compares_each_kernel_with_its_dense_matmul(capsys):
     out = capsys.readouterr().out
     for kernel in ("gram", "trmm", "tri_tri"):
         assert f"\n{kernel} dense " in out and f"\n{kernel} leaf 4 " in out and f"\n{kernel} leaf 16 " in out
+
+
+def test_thread_policy_times_harness_and_bare_loops_per_thread_count(capsys):
+    from benchmarks import thread_policy
+
+    assert thread_policy.main(["--n", "8", "--repeats", "1", "--max-iter", "5", "--threads", "1", "2",
+                               "--eval-loop"]) == 0
+    out = capsys.readouterr().out
+    rows = [r for r in map(str.split, out.splitlines()) if r[:1] in (["scipy.cg"], ["linear.cg"]) and r[1] != "/"]
+    assert {(r[0], r[1]) for r in rows} == {(s, t) for s in ("scipy.cg", "linear.cg") for t in ("1", "2")}
+    assert all(r[2] == "5" and float(r[3]) > 0 and float(r[4]) > 0 for r in rows)  # iterations, ms/it
+    assert "threads 1: harness " in out and "anchor (bare scipy.cg, this run): " in out
+    assert "round 1: " in out and "bare+eval/bare" in out and "torch_threads 2" in out
+
+    assert thread_policy.main(["--n", "8", "--repeats", "1", "--max-iter", "5", "--no-policy"]) == 0
+    out = capsys.readouterr().out
+    assert "no thread policy" in out and "\nscipy.cg    default      5 " in out
