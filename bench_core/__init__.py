@@ -19,6 +19,9 @@ from __future__ import annotations
 import importlib
 
 from .errors import AmbiguousNameError, BenchInputError, UnknownNameError
+from .threads import quiet_openmp as _quiet_openmp
+
+_quiet_openmp()  # idle OpenMP threads sleep: set before torch loads, for `bench` and library users alike
 from .hookspecs import hookimpl, hookspec
 
 __version__ = "0.1.0"
