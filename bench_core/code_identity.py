@@ -63,7 +63,8 @@ def _top_level_distributions(path: tuple) -> dict:
 
 
 @functools.lru_cache(maxsize=None)
-def _version(dist: str) -> str | None:
+def installed_version(dist: str) -> str | None:
+    """The installed version of distribution `dist`, or None when it is not installed."""
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
@@ -90,7 +91,7 @@ def required_versions(dist: str | None) -> dict:
         if extra and extra.group(1) in TOOL_EXTRAS:
             continue
         name = re.split(r"[\s;<>=!~\[(]", req.strip(), maxsplit=1)[0]
-        version = _version(name) if name else None
+        version = installed_version(name) if name else None
         if version:
             out[name] = version
     return dict(sorted(out.items()))
@@ -109,7 +110,7 @@ def component(module_name: str) -> dict:
 def _component(top: str, file: str | None, path: tuple) -> dict:
     dists = _top_level_distributions(tuple(sys.path)).get(top, [])
     dist = dists[0] if dists else None
-    info = {"module": top, "distribution": dist, "version": _version(dist) if dist else None}
+    info = {"module": top, "distribution": dist, "version": installed_version(dist) if dist else None}
     if file:
         where = Path(file).resolve()
         where = where.parent if where.name == "__init__.py" else where
@@ -133,7 +134,7 @@ def trial_code(registry, problem_plugin: str, optimizer_plugin: str) -> dict:
     the versions of the libraries they require."""
     core = component("bench_core")
     code = {"bench_core": core}
-    requires = {name: _version(name) for name in CORE_LIBRARIES}
+    requires = {name: installed_version(name) for name in CORE_LIBRARIES}
     requires.update(required_versions(core["distribution"]))
     for role, plugin in (("problem_plugin", problem_plugin), ("optimizer_plugin", optimizer_plugin)):
         module = plugin_module(registry, plugin)

@@ -12,22 +12,16 @@ from pathlib import Path
 import torch
 
 from . import threads
+from .code_identity import installed_version
 
 PACKAGES = ("bench-core", "torch", "numpy", "scipy", "pyarrow", "pluggy", "pytorch-optimizer",
             "pyamg", "schedulefree", "heavyball", "ray")
 
 
-def _version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 @functools.lru_cache(maxsize=None)
 def package_versions() -> str:
     """JSON object of the versions of the packages that shape results, plus every plugin's."""
-    versions = {name: _version(name) for name in PACKAGES}
+    versions = {name: installed_version(name) for name in PACKAGES}
     for ep in importlib.metadata.entry_points(group="bench_core"):
         dist = getattr(ep, "dist", None)
         if dist is not None:
