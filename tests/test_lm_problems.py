@@ -42,7 +42,7 @@ def test_char_gpt_shapes_split_and_metrics():
     assert len(p.val_ids) > 0.09 * (len(p.train_ids) + len(p.val_ids))
     with torch.no_grad():
         m = p.evaluate()
-    assert set(m) == {"loss", "val_loss", "val_bpc", "val_accuracy"}
+    assert set(m) == {"loss", "val_loss", "val_bpc", "val_accuracy", "n_params", "train_tokens"}
     assert m["val_bpc"] == pytest.approx(m["val_loss"] / math.log(2))
     assert m["val_bpc"] == pytest.approx(math.log2(len(p.vocab)), rel=0.1)  # untrained: near uniform
 

@@ -38,7 +38,7 @@ def test_shapes_and_metrics(name):
     assert len(p.x_val) > 0 and p.x_train.shape[1:] == p.x_val.shape[1:]
     with torch.no_grad():
         m = p.evaluate()
-    assert set(m) == {"loss", "val_loss", "val_accuracy"} and 0 <= m["val_accuracy"] <= 1
+    assert set(m) == {"loss", "val_loss", "val_accuracy", "n_params", "train_samples"} and 0 <= m["val_accuracy"] <= 1
 
 
 @pytest.mark.parametrize("name", sorted(TINY))

@@ -7,7 +7,10 @@ parameters), "medium" (~0.8M), "gpu" (~10.7M, nanoGPT's shakespeare_char scale);
 layers/heads/d/block/batch_size overrides the preset. The width is ``d`` (the residual-stream
 size; heads stay fixed); ``parametrization`` "sp" | "mup" | "umup" (see gpt.py) is taken relative
 to ``base_width`` (the d at which μP's width multiplier is 1). Metrics: ``loss`` (training loss on fixed
-windows), ``val_loss`` (nats per char), ``val_bpc`` (bits per char), ``val_accuracy`` (next-char).
+windows), ``val_loss`` (nats per char), ``val_bpc`` (bits per char), ``val_accuracy`` (next-char),
+and the size and data counts a scaling fit needs (``bench scaling``): ``n_params`` (trainable
+parameters, a tied head counted once) and ``train_tokens`` (characters trained on so far: training
+steps × batch_size × block).
 """
 from __future__ import annotations
 
@@ -72,6 +75,8 @@ class CharGPT(bench_core.TrainingProblem):
         n_eval = eval_batches * self.batch_size
         self._val_starts = torch.randint(len(self.val_ids) - self.block - 1, (n_eval,), generator=gen)
         self._train_starts = torch.randint(len(self.train_ids) - self.block - 1, (n_eval,), generator=gen)
+        self.n_params = sum(p.numel() for p in self.model.parameters())  # unique tensors: tied head once
+        self._steps_seen = 0
 
     def param_roles(self):
         """Every parameter with its role (input: embeddings; hidden: block matrices; output: the
@@ -85,6 +90,7 @@ class CharGPT(bench_core.TrainingProblem):
 
     def batch(self, step: int):
         """Random training windows for this step, fixed by (seed, step)."""
+        self._steps_seen = max(self._steps_seen, step)
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
         starts = torch.randint(len(self.train_ids) - self.block - 1, (self.batch_size,), generator=gen)
         return self._windows(self.train_ids, starts)
@@ -110,7 +116,8 @@ class CharGPT(bench_core.TrainingProblem):
         return total / count, correct / count
 
     def evaluate(self):
-        """Training loss on fixed windows; validation loss, bits per char and accuracy."""
+        """Training loss on fixed windows; validation loss, bits per char and accuracy; the
+        parameter count and the tokens trained on so far."""
         was_training = self.model.training
         self.model.eval()
         try:
@@ -119,4 +126,5 @@ class CharGPT(bench_core.TrainingProblem):
         finally:
             self.model.train(was_training)
         return {"loss": train_loss, "val_loss": val_loss, "val_bpc": val_loss / math.log(2),
-                "val_accuracy": val_acc}
+                "val_accuracy": val_acc, "n_params": float(self.n_params),
+                "train_tokens": float(self._steps_seen * self.batch_size * self.block)}

