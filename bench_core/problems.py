@@ -89,6 +89,7 @@ class LinearSystem:
     name: str = ""
     info: dict = field(default_factory=dict)
     _scipy: Any = field(default=None, repr=False)
+    _host: Any = field(default=None, repr=False, compare=False)  # metrics()' host buffers
 
     @property
     def n(self) -> int:
@@ -129,13 +130,62 @@ class LinearSystem:
         return self._scipy
 
     def metrics(self, x) -> dict[str, float]:
-        """rel_residual = ||b - A x|| / ||b||, and rel_error = ||x - x*|| / ||x*|| when x* is known."""
-        x = as_tensor(x, like=self.b)
-        r = self.b - self.matvec(x)
-        out = {"rel_residual": float(torch.linalg.vector_norm(r) / torch.linalg.vector_norm(self.b))}
+        """rel_residual = ||b - A x|| / ||b||, and rel_error = ||x - x*|| / ||x*|| when x* is known.
+
+        An iterate on the host (a numpy array or a CPU tensor) is measured in float64 with numpy
+        and scipy's CSR product, into buffers kept between calls: the runner calls this after every
+        solver iteration, and torch's temporaries there slowed the solver's next (timed) iteration
+        by about 30 % (benchmarks/thread_policy.py --eval-loop). Elsewhere (GPU) torch in the
+        system's dtype."""
+        host = _host_vector(x)
+        if host is None:
+            x = as_tensor(x, like=self.b)
+            r = self.b - self.matvec(x)
+            out = {"rel_residual": float(torch.linalg.vector_norm(r) / torch.linalg.vector_norm(self.b))}
+            if self.x_exact is not None:
+                out["rel_error"] = float(torch.linalg.vector_norm(x - self.x_exact)
+                                         / torch.linalg.vector_norm(self.x_exact))
+            return out
+        return self._host_metrics().measure(host)
+
+    def _host_metrics(self) -> "_HostMetrics":
+        """The float64 host copies and buffers of metrics(), made on first use."""
+        if self._host is None:
+            self._host = _HostMetrics(self)
+        return self._host
+
+
+def _host_vector(x) -> np.ndarray | None:
+    """`x` as a 1-D float64 numpy array (a view where possible) when it lives on the host, else None."""
+    if isinstance(x, torch.Tensor):
+        if x.device.type != "cpu" or x.is_complex() or not x.is_floating_point():
+            return None
+        x = x.detach().numpy()
+    elif not isinstance(x, np.ndarray) or x.dtype.kind != "f":
+        return None
+    return np.asarray(x, dtype=np.float64).reshape(-1)
+
+
+class _HostMetrics:
+    """metrics() for host iterates: b, x* and their norms in float64, and two work vectors."""
+
+    def __init__(self, system: "LinearSystem"):
+        self.A = system.scipy()
+        self.b = system.b.detach().to("cpu", torch.float64).numpy().reshape(-1)
+        self.norm_b = float(np.linalg.norm(self.b))
+        self.x_exact = None
+        if system.x_exact is not None:
+            self.x_exact = system.x_exact.detach().to("cpu", torch.float64).numpy().reshape(-1)
+            self.norm_x = float(np.linalg.norm(self.x_exact))
+        self.work = np.empty_like(self.b)
+
+    def measure(self, x: np.ndarray) -> dict[str, float]:
+        """The metrics of the float64 host iterate `x`."""
+        np.subtract(self.b, self.A @ x, out=self.work)
+        out = {"rel_residual": float(np.linalg.norm(self.work) / self.norm_b)}
         if self.x_exact is not None:
-            out["rel_error"] = float(torch.linalg.vector_norm(x - self.x_exact)
-                                     / torch.linalg.vector_norm(self.x_exact))
+            np.subtract(x, self.x_exact, out=self.work)
+            out["rel_error"] = float(np.linalg.norm(self.work) / self.norm_x)
         return out
 
 

@@ -66,7 +66,7 @@ class ConjugateGradient(Solver):
             rz_new = float(torch.dot(r, z))
             rr = rz_new if plain else float(torch.dot(r, r))
             callback(x)
-            if stop and rr <= stop:
+            if rr == 0.0 or (stop and rr <= stop):  # an exact solution (rz = 0 would divide by zero)
                 return x
             p.mul_(rz_new / rz).add_(z)
             rz = rz_new
