@@ -43,6 +43,28 @@ eigenbasis: both use the "adam" row ("shampoo" resolves to "adam" / "sgd" for
 ``grafting="adam"`` / ``"sgd"``). Second-order families under "umup" have no rule here and are
 refused.
 
+Muon (family "muon"; the orthogonalized update of plugins/bench_optim/muon.py for hidden matrices,
+AdamW for every other tensor). The rule follows the spectral condition of "A Spectral Condition
+for Feature Learning" (Yang, Simon and Bernstein 2023): feature learning at every width needs
+‖ΔW‖₂ = Θ(sqrt(fan_out / fan_in)) for each weight, and that is what Muon's hidden-matrix update
+provides. Derivation: Muon steps W ← W − η s O with O = NS₅(U/‖U‖_F) ≈ the orthogonal factor of
+the momentum, so every singular value of O is ≈ 1 and ‖O‖₂ ≈ 1 at any width; with
+``adjust_lr_fn="original"`` the factor s = sqrt(max(1, fan_out / fan_in)) (Keller Jordan's
+Muon), so ‖ΔW‖₂ ≈ η sqrt(max(1, fan_out/fan_in)). A hidden matrix of a width-w model has
+fan_out / fan_in fixed as w grows (d×d, 4d×d, 3d×d), so the spectral condition holds with η
+independent of width: exponent 0. With ``adjust_lr_fn="match_rms_adamw"`` (Liu et al., "Muon
+is Scalable for LLM Training") s = 0.2 sqrt(max(fan_out, fan_in)) ∝ sqrt(w), so η must shrink
+as w^-1/2 ("muon_rms" row). The tensors that take AdamW (embeddings, readout, vectors) follow
+Adam's μP row. Under u-μP a weight W of unit init is used as W/sqrt(fan_in) at the op, so the
+effective step ‖ΔW‖₂/sqrt(fan_in) needs η ∝ sqrt(w) for "original" (+1/2) and η flat for
+"match_rms_adamw"; the AdamW tensors take u-μP's Adam row. The coordinate check in
+tests/test_parametrization.py runs Muon under these rows:
+
+    mup  muon  (adjust "original")   0      0      -1       0
+    mup  muon_rms (match_rms_adamw)  0    -1/2     -1       0
+    umup muon                        0    +1/2      0       0
+    umup muon_rms                    0      0       0       0
+
 "Scaling Exponents Across Parameterizations and Optimizers" (Everett et al.) shows that other
 per-layer prescriptions (including standard parametrization with per-layer rates) transfer as
 well and that Adam's epsilon must scale too; neither is implemented. Weight decay is left as
@@ -75,16 +97,23 @@ LR_EXPONENTS = {
     ("mup", "shampoo"): {"input": 0.5, "hidden": 0.0, "output": -0.5, "vector": 0.5},
     ("umup", "adam"): {"input": 0.0, "hidden": -0.5, "output": 0.0, "vector": 0.0},
     ("umup", "sgd"): {"input": 1.0, "hidden": 1.0, "output": 1.0, "vector": 1.0},
+    ("mup", "muon"): {"input": 0.0, "hidden": 0.0, "output": -1.0, "vector": 0.0},
+    ("mup", "muon_rms"): {"input": 0.0, "hidden": -0.5, "output": -1.0, "vector": 0.0},
+    ("umup", "muon"): {"input": 0.0, "hidden": 0.5, "output": 0.0, "vector": 0.0},
+    ("umup", "muon_rms"): {"input": 0.0, "hidden": 0.0, "output": 0.0, "vector": 0.0},
 }
 
 
 def resolve_family(scaling: str, hparams: dict) -> str:
     """The row of ``LR_EXPONENTS`` a declared family uses with these hyperparameters: "shampoo"
-    grafted onto Adam or SGD (``grafting``, default "adam") takes that optimizer's row."""
+    grafted onto Adam or SGD (``grafting``, default "adam") takes that optimizer's row; "muon"
+    with ``adjust_lr_fn="match_rms_adamw"`` takes the "muon_rms" row."""
     if scaling == "shampoo":
         grafting = hparams.get("grafting", "adam")
         if grafting in ("adam", "sgd"):
             return grafting
+    if scaling == "muon" and hparams.get("adjust_lr_fn", "original") == "match_rms_adamw":
+        return "muon_rms"
     return scaling
 
 

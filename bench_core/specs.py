@@ -13,7 +13,7 @@ KINDS = ("training", "linear_system")
 #: What an optimizer may ask the runner's closure to provide.
 REQUIREMENTS = ("grad", "loss_only", "create_graph", "model")
 #: μP learning-rate families an optimizer may declare (rules in bench_core/parametrization.py).
-SCALINGS = ("adam", "sgd", "kfac", "shampoo")
+SCALINGS = ("adam", "sgd", "kfac", "shampoo", "muon")
 
 
 # --------------------------------------------------------------------------- search spaces

@@ -44,7 +44,7 @@ def test_rules_follow_tensor_programs_v_table_3():
     assert all(lr_multiplier("mup", "kfac", r, m) == 1.0 for r in bench_core.ROLES)
     with pytest.raises(ValueError, match="no learning-rate rule"):
         lr_multiplier("umup", "kfac", "hidden", m)
-    assert set(s for _, s in LR_EXPONENTS) <= set(bench_core.specs.SCALINGS)
+    assert set(s for _, s in LR_EXPONENTS) <= set(bench_core.specs.SCALINGS) | {"muon_rms"}  # a resolved row
 
 
 def test_rule_error_for_the_suite_parser():
@@ -167,3 +167,70 @@ def test_coordinate_check_mlp(parametrization):
 def test_coordinate_check_transformer(parametrization):
     _check([_coordinates(_modular(w, parametrization), parametrization, lambda m: m.blocks[-1], 1e-2, 3)
             for w in (32, 64, 128, 256)], parametrization, sp_growth=5.0)
+
+
+# --------------------------------------------------------------------------- Muon's rule
+def _muon_coordinates(problem, module, lr, steps, scaling="muon", adjust="original"):
+    """As _coordinates, with Muon (hidden matrices) + AdamW (the rest) on the μP param groups of
+    `scaling`'s row (hparams adjust_lr_fn=`adjust`)."""
+    from bench_optim.muon import Muon
+
+    outputs = []
+    handle = module(problem.model).register_forward_hook(lambda m, i, o: outputs.append(o.detach()))
+    fixed = problem.batch(0)
+    with torch.no_grad():
+        problem.loss(fixed)
+    hparams = {"lr": lr, "adjust_lr_fn": adjust}
+    opt = Muon(param_groups(problem, scaling, hparams), model=problem.model, lr=lr, adam_lr=lr / 10,
+               adjust_lr_fn=adjust)
+    for step in range(1, steps + 1):
+        opt.zero_grad()
+        problem.loss(problem.batch(step)).backward()
+        opt.step()
+        del outputs[1:]
+    with torch.no_grad():
+        problem.loss(fixed)
+    handle.remove()
+    x0, x = outputs
+    return float(x.abs().mean()), float((x - x0).abs().mean())
+
+
+def test_muon_rule_rows_and_resolution():
+    m = 4.0
+    assert {r: lr_multiplier("mup", "muon", r, m) for r in bench_core.ROLES} == \
+        {"input": 1.0, "hidden": 1.0, "output": 0.25, "vector": 1.0}
+    assert lr_multiplier("mup", "muon_rms", "hidden", m) == 0.5
+    assert lr_multiplier("umup", "muon", "hidden", m) == 2.0
+    assert rule_error("mup", "muon", {}) is None and rule_error("umup", "muon", {}) is None
+    assert bench_core.optimizer_spec("muon").scaling == "muon"
+    from bench_core.parametrization import resolve_family
+    assert resolve_family("muon", {"adjust_lr_fn": "match_rms_adamw"}) == "muon_rms"
+
+
+MUON_WIDTHS = (32, 64, 128, 256)  # small: Newton–Schulz on 512² matrices is slow on a loaded CPU
+
+
+@pytest.mark.parametrize("parametrization,adjust", [("mup", "original"), ("umup", "original")])
+def test_muon_coordinate_check_mlp(parametrization, adjust):
+    """Muon under its μP rule: hidden activations and their change after 5 steps flat across
+    widths 32..256 (within 1.5x); under "mup" the same run with the hidden exponent off by +1 leaves
+    that band (the change grows by more than 1.5x)."""
+    from bench_core.parametrization import resolve_family
+
+    family = resolve_family("muon", {"adjust_lr_fn": adjust})
+    flat = [_muon_coordinates(_mlp(w, parametrization), lambda m: m[3], 0.02, 5, family, adjust)
+            for w in MUON_WIDTHS]
+    _check(flat, parametrization, sp_growth=None)
+    if parametrization != "mup" or adjust != "original":
+        return
+    wrong = dict(LR_EXPONENTS[(parametrization, family)])
+    wrong["hidden"] += 1.0
+    key = (parametrization, "wrong_rule")
+    LR_EXPONENTS[key] = wrong
+    try:
+        drift = [_muon_coordinates(_mlp(w, parametrization), lambda m: m[3], 0.02, 5, "wrong_rule", adjust)
+                 for w in MUON_WIDTHS]
+    finally:
+        del LR_EXPONENTS[key]
+    changes = [c for _, c in drift]
+    assert changes[-1] / changes[0] > 1.5, changes

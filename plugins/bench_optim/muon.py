@@ -26,7 +26,8 @@ gains) and tensors of 3 or more dimensions that are not convolution weights (``"
 parameters) the 2-D rule alone decides. A param group with ``use_muon`` (a bool, or one bool per
 parameter) overrides the rule for its parameters; a group labelled with a problem's parameter
 role (``"role"``, as ``bench_core.parametrization.param_groups`` builds them) sends its matrices to
-Muon when the role is ``"hidden"`` and everything else to AdamW.
+Muon when the role is ``"hidden"`` and everything else to AdamW. Under μP / u-μP the spec's ``scaling="muon"`` gives each role its
+learning-rate exponent (the spectral-condition rule derived in ``bench_core.parametrization``).
 
 One optimizer, one param group per group passed in. A group's ``lr`` is Muon's learning rate; its
 AdamW part steps with ``lr · adam_lr_ratio`` where ``adam_lr_ratio = adam_lr / lr`` is fixed when
@@ -269,6 +270,6 @@ def muon_specs() -> list[bench_core.OptimizerSpec]:
     """``muon``: own Muon (hidden matrices) + AdamW (everything else)."""
     return [bench_core.OptimizerSpec(
         name="muon", factory=Muon, defaults={"lr": 0.02, "adam_lr": 3e-4},
-        search_space={"lr": bench_core.LogUniform(1e-3, 0.3)}, requires={"grad", "model"},
+        search_space={"lr": bench_core.LogUniform(1e-3, 0.3)}, requires={"grad", "model"}, scaling="muon",
         description="Muon (Jordan et al. 2024): Newton–Schulz orthogonalized momentum for hidden "
                     "matrices, AdamW for embeddings, head, biases and norms; own implementation")]
