@@ -126,16 +126,20 @@ def test_training_loop_builds_groups_or_refuses_in_one_line(registry):
 
 
 # --------------------------------------------------------------------------- coordinate check
-def _coordinates(problem, parametrization, module, lr, steps):
-    """Mean |x| per coordinate of `module`'s output on a fixed batch after `steps` Adam steps,
-    and mean |x_steps - x_0| (the change training made)."""
+def _coordinates(problem, parametrization, module, lr, steps, make_optimizer=None):
+    """Mean |x| per coordinate of `module`'s output on a fixed batch after `steps` optimizer
+    steps (Adam on the param groups of the "adam" rule unless `make_optimizer(problem)` builds
+    another), and mean |x_steps - x_0| (the change training made)."""
     outputs = []
     handle = module(problem.model).register_forward_hook(lambda m, i, o: outputs.append(o.detach()))
     fixed = problem.batch(0)
     with torch.no_grad():
         problem.loss(fixed)
-    params = problem.parameters() if parametrization == "sp" else param_groups(problem, "adam", {"lr": lr})
-    opt = torch.optim.Adam(params, lr=lr)
+    if make_optimizer is not None:
+        opt = make_optimizer(problem)
+    else:
+        params = problem.parameters() if parametrization == "sp" else param_groups(problem, "adam", {"lr": lr})
+        opt = torch.optim.Adam(params, lr=lr)
     for step in range(1, steps + 1):
         opt.zero_grad()
         problem.loss(problem.batch(step)).backward()
@@ -171,28 +175,14 @@ def test_coordinate_check_transformer(parametrization):
 
 # --------------------------------------------------------------------------- Muon's rule
 def _muon_coordinates(problem, module, lr, steps, scaling="muon", adjust="original"):
-    """As _coordinates, with Muon (hidden matrices) + AdamW (the rest) on the μP param groups of
+    """_coordinates with Muon (hidden matrices) + AdamW (the rest) on the μP param groups of
     `scaling`'s row (hparams adjust_lr_fn=`adjust`)."""
     from bench_optim.muon import Muon
 
-    outputs = []
-    handle = module(problem.model).register_forward_hook(lambda m, i, o: outputs.append(o.detach()))
-    fixed = problem.batch(0)
-    with torch.no_grad():
-        problem.loss(fixed)
-    hparams = {"lr": lr, "adjust_lr_fn": adjust}
-    opt = Muon(param_groups(problem, scaling, hparams), model=problem.model, lr=lr, adam_lr=lr / 10,
-               adjust_lr_fn=adjust)
-    for step in range(1, steps + 1):
-        opt.zero_grad()
-        problem.loss(problem.batch(step)).backward()
-        opt.step()
-        del outputs[1:]
-    with torch.no_grad():
-        problem.loss(fixed)
-    handle.remove()
-    x0, x = outputs
-    return float(x.abs().mean()), float((x - x0).abs().mean())
+    def make(problem):
+        groups = param_groups(problem, scaling, {"lr": lr, "adjust_lr_fn": adjust})
+        return Muon(groups, model=problem.model, lr=lr, adam_lr=lr / 10, adjust_lr_fn=adjust)
+    return _coordinates(problem, "mup", module, lr, steps, make)
 
 
 def test_muon_rule_rows_and_resolution():
