@@ -7,6 +7,7 @@ from __future__ import annotations
 import bench_core
 
 from .collection import collection_problem_specs
+from .learned_pcg import learned_metric_specs, learned_pcg_specs
 from .learning_to_relax import relax_metric_specs
 from .matrices import matrix_problem_specs
 from .matrix_market import matrix_market_problem_specs
@@ -16,6 +17,7 @@ from .solvers import solver_specs
 OPTIMIZER_SOURCES = [
     solver_specs,
     reference_specs,
+    learned_pcg_specs,
 ]
 
 PROBLEM_SOURCES = [
@@ -26,6 +28,7 @@ PROBLEM_SOURCES = [
 
 METRIC_SOURCES = [
     relax_metric_specs,
+    learned_metric_specs,
 ]
 
 
@@ -43,5 +46,5 @@ def bench_problems():
 
 @bench_core.hookimpl
 def bench_metrics():
-    """The Learning-to-Relax totals and regrets."""
+    """The Learning-to-Relax totals and regrets; the learned solvers' training time."""
     return [spec for source in METRIC_SOURCES for spec in source()]
