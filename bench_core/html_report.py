@@ -36,7 +36,7 @@ import pandas as pd
 
 from . import analysis, figures
 from .figures import aggregate_curve, index_curves  # noqa: F401  (public here too, as before)
-from .formatting import fmt
+from .formatting import LEADERBOARD_COLUMNS, fmt, leaderboard_csv as _leaderboard_csv
 
 MAX_FAILURES = 200
 
@@ -172,32 +172,13 @@ def _ranking_section(trials: pd.DataFrame, colours: dict, settings: list[dict], 
     return "\n".join(out)
 
 
-LEADERBOARD_CSV_COLUMNS = (
-    "problem", "setting", "optimizer", "hparams", "kind", "seeds", "reached", "success_rate",
-    "success_ci_low", "success_ci_high", "time_to_target_s", "time_to_target_q1", "time_to_target_q3",
-    "time_to_target_ci_low", "time_to_target_ci_high", "steps_to_target", "metric", "final_metric",
-    "final_metric_q1", "final_metric_q3", "train_time_s", "steps", "statuses", "commits", "hosts")
+LEADERBOARD_CSV_COLUMNS = LEADERBOARD_COLUMNS
 
 
 def leaderboard_csv(rows: list[dict]) -> str:
     """The leaderboard (``analysis.leaderboard`` rows) as CSV text, numbers at full precision,
-    missing values empty."""
-    def num(v):
-        return "" if v is None or (isinstance(v, float) and not math.isfinite(v)) else repr(v)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(LEADERBOARD_CSV_COLUMNS)
-    for r in rows:
-        prov = r.get("provenance", {})
-        w.writerow([r["problem"], r["optimizer"], r["optimizer_name"], r["hparams"], r["kind"], r["seeds"],
-                    r["statuses"].get(analysis.REACHED, 0), num(r["success_rate"]), num(r["success_ci"][0]),
-                    num(r["success_ci"][1]), num(r["time_to_target_s"]), num(r["time_to_target_iqr"][0]),
-                    num(r["time_to_target_iqr"][1]), num(r["time_to_target_ci"][0]),
-                    num(r["time_to_target_ci"][1]), num(r["steps_to_target"]), r["metric"] or "",
-                    num(r["final_metric"]), num(r["final_metric_iqr"][0]), num(r["final_metric_iqr"][1]),
-                    num(r["train_time_s"]), num(r["steps"]), json.dumps(r["statuses"]),
-                    " ".join(prov.get("commits", [])), " ".join(prov.get("hosts", []))])
-    return buf.getvalue()
+    missing values empty (bench_core.formatting.leaderboard_csv)."""
+    return _leaderboard_csv(rows)
 
 
 TRIALS_CSV_COLUMNS = ("problem", "setting", "optimizer", "hparams", "seed", "status", "steps", "train_time_s",

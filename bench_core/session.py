@@ -14,7 +14,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
+from rich.table import Column
 
 from .executors import Executor, get_executor
 from .store import (claim_held, clean_stale_temps, completed_keys, completed_trial_ids, quarantine_trial,
@@ -46,6 +48,22 @@ class RunSummary:
 def new_run_id() -> str:
     """A sortable unique id for one invocation of `bench run`."""
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
+
+
+def progress_bar(console: Console, disable: bool = False) -> Progress:
+    """The progress bar of a run, one line at any width: suite name, bar, done/total, elapsed and
+    remaining time always shown; the bar narrows on small terminals and the last trial's text
+    (problem, setting, seed, status) is cut with "…" to what is left of the line. Names come
+    from the suite and the plugins: shown literally, never read as rich markup."""
+    bar_width = max(10, min(40, console.width // 4))
+    columns = (TextColumn("{task.description}", style="bold", markup=False,
+                          table_column=Column(no_wrap=True, overflow="ellipsis", max_width=24)),
+               BarColumn(bar_width=bar_width), MofNCompleteColumn(table_column=Column(no_wrap=True)),
+               TimeElapsedColumn(table_column=Column(no_wrap=True)), TextColumn("eta", style="dim"),
+               TimeRemainingColumn(table_column=Column(no_wrap=True)),
+               TextColumn("{task.fields[last]}", markup=False,
+                          table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1, min_width=1)))
+    return Progress(*columns, console=console, transient=False, expand=True, disable=disable)
 
 
 def run_suite(suite: Suite, out: str | Path, executor: Executor | None = None,
@@ -96,11 +114,7 @@ def run_suite(suite: Suite, out: str | Path, executor: Executor | None = None,
             unique.append(t)
     run_id = new_run_id()
     rows: list[dict] = []
-    # names come from the suite and the plugins: shown literally, never read as rich markup
-    columns = (TextColumn("{task.description}", style="bold", markup=False), BarColumn(),
-               MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[last]}", markup=False))
-    with Progress(*columns, console=console, transient=False,
-                  disable=not unique) as progress:
+    with progress_bar(console, disable=not unique) as progress:
         task = progress.add_task(suite.name, total=len(unique), last="")
         borrowed_log = hasattr(executor, "log") and executor.log is None
         if borrowed_log:  # the executor's messages go above the progress bar
@@ -112,7 +126,7 @@ def run_suite(suite: Suite, out: str | Path, executor: Executor | None = None,
                 return
             rows.append(row)
             progress.update(task, advance=1,
-                            last=f"{row['problem']} {row['label']} seed={row['seed']}: {row['status']}")
+                            last=f"{row['status']}: {row['problem']} seed={row['seed']} {row['label']}")
 
         todo, rounds = unique, 0
         while todo and rounds < MAX_ROUNDS:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from ..formatting import fmt
 
@@ -14,53 +15,140 @@ STATUS_SHORT = {"target_reached": "target", "ok": "ok", "diverged": "diverged", 
 
 
 def wide_console() -> Console:
-    """A console for tables: the terminal's width, or 200 columns when output is not a terminal."""
-    console = Console()
-    return console if console.is_terminal else Console(width=200)
+    """A console for tables: the terminal's width, or ``COLUMNS`` when set (in a terminal or
+    not), else 80 columns when output is piped (rich's rule; nothing is forced wider)."""
+    return Console()
 
 
-def _interval(pair) -> str:
+def setting_keys(rows: list[dict]) -> dict[str, str]:
+    """Display keys for the settings of leaderboard rows: full label -> ``#n``, numbered in the
+    labels' sorted order; a row whose label is its bare optimizer name needs none."""
+    labels = sorted({r["optimizer"] for r in rows if r["optimizer"] != r.get("optimizer_name")})
+    return {label: f"#{i}" for i, label in enumerate(labels, 1)}
+
+
+def display_name(row: dict, keys: dict[str, str]) -> str:
+    """The short name a table shows for a leaderboard row: optimizer name plus its settings key."""
+    key = keys.get(row["optimizer"])
+    return f"{row.get('optimizer_name') or row['optimizer']} {key}" if key else row["optimizer"]
+
+
+def _break_name(name: str, width: int) -> list[str]:
+    """`name` in pieces of at most `width` characters, broken after '.' or '_' where possible."""
+    pieces, rest = [], name
+    while len(rest) > width:
+        cut = max(rest.rfind(".", 0, width), rest.rfind("_", 0, width))
+        cut = cut + 1 if cut > 0 else width
+        pieces.append(rest[:cut])
+        rest = rest[cut:]
+    return pieces + [rest] if rest else pieces
+
+
+def _problem_cells(problem: str, metric: str | None, n_rows: int, width: int) -> list[str]:
+    """The problem column's cells for a problem's `n_rows` rows: its name (broken to `width`)
+    then its metric in parentheses, one piece per row, the last row holding what remains."""
+    pieces = _break_name(problem, width) + ([f"({metric})"] if metric else [])
+    cells = pieces[:n_rows - 1] + ["\n".join(pieces[n_rows - 1:])]
+    return cells + [""] * (n_rows - len(cells))
+
+
+def _ci_text(pair) -> str:
     if not pair or pair[0] is None or pair[1] is None:
         return ""
-    return f" [{fmt(pair[0])}, {fmt(pair[1])}]"
+    return f"[{fmt(pair[0])}, {fmt(pair[1])}]"
 
 
-def leaderboard_table(rows: list[dict], title: str = "Leaderboard") -> Table:
-    """A rich Table of leaderboard rows (from bench_core.analysis.leaderboard): medians over
-    seeds, with the bootstrap 95% interval of the time to target in brackets."""
+LEADERBOARD_CAPTION = ("medians over seeds{ci}; time s and steps: to the target, over the seeds "
+                       "that reached it, else (dim) the whole run's; final: the metric named under "
+                       "the problem")
+
+
+def leaderboard_table(rows: list[dict], title: str = "Leaderboard", width: int = 200,
+                      keys: dict[str, str] | None = None) -> Table:
+    """A rich Table of leaderboard rows (from bench_core.analysis.leaderboard) laid out for a
+    terminal `width` columns wide: one short name per setting (optimizer name plus the key of
+    `keys`, from ``setting_keys``), the problem's name broken over its rows with the metric
+    under it, numbers never wrapped; the bootstrap 95% interval of the time to target only
+    where it fits."""
+    keys = setting_keys(rows) if keys is None else keys
+    for with_ci in (True, False):
+        cells = _leaderboard_cells(rows, keys, with_ci)
+        others = [max([len(h)] + [len(c[i].plain) for c in cells]) for i, h in enumerate(_HEADERS[1:], 1)]
+        problem_width = max(10, min(28, width - (3 * len(_HEADERS) + 1) - sum(others)))
+        if not with_ci or problem_width >= min(20, max(len(r["problem"]) for r in rows)):
+            break
+    caption = LEADERBOARD_CAPTION.format(ci=" [bootstrap 95% interval]" if with_ci else "")
     table = Table(title=escape(title), title_justify="left", show_lines=False,
-                  caption=escape("medians over seeds; [bootstrap 95% interval]; time and steps over the "
-                                 "seeds that reached the target"), caption_justify="left")
-    for name, justify in (("problem", "left"), ("optimizer", "left"), ("status (seeds)", "left"),
-                          ("time→target s", "right"), ("steps→target", "right"),
-                          ("final metric", "right"), ("train s", "right"), ("steps", "right")):
-        table.add_column(name, justify=justify, overflow="fold")
-    last_problem = None
-    for r in rows:
-        if last_problem is not None and r["problem"] != last_problem:
+                  caption=escape(caption), caption_justify="left")
+    for name in _HEADERS:
+        table.add_column(name, justify="left" if name in ("problem", "optimizer", "seeds") else "right",
+                         no_wrap=name != "optimizer", overflow="fold")
+    start = 0
+    for i, (problem, prows) in enumerate(_by_problem(rows).items()):
+        if i:
             table.add_section()
-        statuses = ", ".join(f"{n} {STATUS_SHORT.get(s, s)}" for s, n in sorted(r["statuses"].items()))
-        metric = f"{r['metric']}={fmt(r['final_metric'])}" if r["metric"] else "—"
-        ttt = fmt(r["time_to_target_s"])
-        if r["time_to_target_s"] is not None:
-            ttt += _interval(r.get("time_to_target_ci"))
-        table.add_row(escape(r["problem"]) if r["problem"] != last_problem else "", escape(r["optimizer"]),
-                      escape(statuses), ttt, fmt(r["steps_to_target"]), escape(metric),
-                      fmt(r["train_time_s"]), fmt(r["steps"]))
-        last_problem = r["problem"]
+        metrics = {r["metric"] for r in prows}
+        names = _problem_cells(problem, next(iter(metrics)) if len(metrics) == 1 else None, len(prows),
+                               problem_width)
+        for name, row_cells in zip(names, cells[start:start + len(prows)]):
+            table.add_row(Text(name), *row_cells[1:])
+        start += len(prows)
     return table
 
 
+_HEADERS = ("problem", "optimizer", "seeds", "time s", "steps", "final")
+
+
+def _by_problem(rows: list[dict]) -> dict:
+    out: dict = {}
+    for r in rows:
+        out.setdefault(r["problem"], []).append(r)
+    return out
+
+
+def _leaderboard_cells(rows: list[dict], keys: dict[str, str], with_ci: bool) -> list[list[Text]]:
+    """The cells of each row, in the order of ``_by_problem`` (the problem cell left empty)."""
+    out = []
+    for prows in _by_problem(rows).values():
+        shared = len({r["metric"] for r in prows}) == 1
+        for r in prows:
+            statuses = ", ".join(f"{n} {STATUS_SHORT.get(s, s)}" for s, n in sorted(r["statuses"].items()))
+            reached = r["time_to_target_s"] is not None
+            style = "" if reached else "dim"
+            time = fmt(r["time_to_target_s"] if reached else r["train_time_s"])
+            if reached and with_ci and _ci_text(r.get("time_to_target_ci")):
+                time += " " + _ci_text(r.get("time_to_target_ci"))
+            steps = fmt(r["steps_to_target"] if reached else r["steps"])
+            final = fmt(r["final_metric"]) if r["metric"] else "—"
+            if r["metric"] and not shared:
+                final = f"{r['metric']}={final}"
+            out.append([Text(""), Text(display_name(r, keys)), Text(statuses), Text(time, style=style),
+                        Text(steps, style=style), Text(final)])
+    return out
+
+
+def settings_legend(keys: dict[str, str]) -> list[Text]:
+    """One line per settings key: ``#n  optimizer(hparams)``, the whole label as stored."""
+    return [Text.assemble((key, "bold"), "  ", label) for label, key in sorted(keys.items(),
+                                                                              key=lambda kv: int(kv[1][1:]))]
+
+
 def print_leaderboard(rows: list[dict], console: Console | None = None, title: str = "Leaderboard") -> None:
-    """Print the leaderboard, then one line per distinct error message."""
+    """Print the leaderboard fitted to the console's width, the settings behind its short names,
+    then one line per distinct error message."""
     console = console or wide_console()
     if not rows:
         console.print("no trials")
         return
-    console.print(leaderboard_table(rows, title))
+    keys = setting_keys(rows)
+    console.print(leaderboard_table(rows, title, width=console.width, keys=keys))
+    if keys:
+        console.print("settings:", highlight=False)
+        for line in settings_legend(keys):
+            console.print(line, highlight=False)
     errors = sorted({(r["problem"], r["optimizer"], e) for r in rows for e in r["errors"]})
     for problem, opt, err in errors[:20]:
-        console.print(f"[red]{escape(problem)} {escape(opt)}:[/red] {escape(err)}", highlight=False)
+        console.print(Text.assemble((f"{problem} {opt}:", "red"), " ", err), highlight=False)
 
 
 def ranking_table(rows: list[dict]) -> Table:
