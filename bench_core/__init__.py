@@ -34,6 +34,7 @@ _LAZY = {
     **dict.fromkeys(["Registry", "build_registry", "get_registry", "metric_spec", "optimizer_spec",
                      "problem_spec", "set_registry"], "registry"),
     "TrialContext": "context",
+    **dict.fromkeys(["Results", "read_results"], "results"),
     **dict.fromkeys(["Choice", "LogUniform", "MetricSpec", "OptimizerSpec", "ProblemSpec", "Uniform"], "specs"),
 }
 
@@ -43,6 +44,7 @@ __all__ = [
     "ScaledLinear", "StopSolve", "TrainingProblem",
     "TrialContext", "Uniform", "UnknownNameError", "as_tensor", "csr_from_scipy", "build_registry", "get_registry",
     "hookimpl", "hookspec", "metric_spec", "optimizer_spec", "param_groups", "problem_spec", "set_registry",
+    "Results", "read_results",
 ]
 
 
