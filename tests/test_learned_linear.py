@@ -9,7 +9,7 @@ import scipy.sparse as sp
 import torch
 
 import bench_core
-from bench_linear import learned_pcg, trained_weights
+from bench_linear import deep_cd, learned_pcg, trained_weights
 from bench_pde.diffusion import jumping, jumping_matrix
 from bench_pde.poisson import poisson2d
 
@@ -19,11 +19,16 @@ SMALL = dict(train_steps=20, width=8, depth=2, train_grid=8)
 
 @pytest.fixture(autouse=True)
 def cache(tmp_path, monkeypatch):
-    """Every test trains into its own empty weight cache."""
+    """Every test trains into its own empty weight cache, on one thread (as the runner's default)."""
     monkeypatch.setenv(trained_weights.CACHE_ENV, str(tmp_path))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     learned_pcg.trained_net.cache_clear()
+    deep_cd.trained_net.cache_clear()
     yield tmp_path
+    torch.set_num_threads(threads)
     learned_pcg.trained_net.cache_clear()
+    deep_cd.trained_net.cache_clear()
 
 
 def solve_to(solver, system, rtol=1e-8, maxiter=500):
@@ -113,3 +118,38 @@ def test_learned_pcg_refuses_a_non_grid_operator():
         solver.setup(system)
     system = next(iter(poisson2d(0, "cpu", torch.float64, n=8).systems()))
     assert solve_to(solver, system)[0] < 100
+
+
+DCD_TINY = dict(train_steps=30, width=4, train_grid=8)
+
+
+def test_deep_cd_training_lowers_its_loss():
+    net, meta = deep_cd.train(seed=0, steps=30, width=4, per_size=1, sizes=(8,))
+    assert meta["final_loss"] < meta["loss_history"][0]
+    fresh = deep_cd.DirectionNet(4)
+    (feats, r), = deep_cd.make_family(0, 1, (8,))
+    with torch.no_grad():
+        assert float(deep_cd.paper_loss(net, feats, r)) < float(deep_cd.paper_loss(fresh, feats, r))
+
+
+def test_deep_cd_directions_are_a_orthogonal_and_it_converges():
+    system = next(iter(poisson2d(0, "cpu", torch.float64, n=12).systems()))
+    solver = deep_cd.DeepCD(memory=3, **DCD_TINY)
+    assert solver.training_time_s > 0 and solver.bench_counters["trained_now"] == 1
+    solver.setup(system)
+    a = system.scipy()
+    seen = []
+
+    def callback(x):
+        seen.append([d.numpy().copy() for d, _, _ in solver.directions])
+        if system.metrics(x)["rel_residual"] <= 1e-8:
+            raise bench_core.StopSolve()
+
+    with pytest.raises(bench_core.StopSolve):
+        solver.solve(system.b, torch.zeros_like(system.b), 400, callback)
+    assert len(seen) < 400 and solver.bench_counters["network_evals"] == len(seen)
+    for kept in seen[3:]:
+        assert len(kept) == 3
+        gram = np.array([[u @ (a @ v) for v in kept] for u in kept])
+        off = gram - np.diag(np.diag(gram))
+        assert np.abs(off).max() <= 1e-8 * np.diag(gram).max()

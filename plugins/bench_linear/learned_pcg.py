@@ -258,6 +258,15 @@ def train(seed: int = 0, steps: int = 200, width: int = 16, depth: int = 4, per_
           sizes=TRAIN_SIZES, lr: float = 3e-3) -> tuple[FactorNet, dict]:
     """Train a FactorNet on the family (deterministic per seed); returns (net, meta) with
     training_time_s (data generation included), the loss history and the final loss."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one core, whatever the caller's setting: the same weights everywhere
+    try:
+        return _train(seed, steps, width, depth, per_size, sizes, lr)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(seed, steps, width, depth, per_size, sizes, lr) -> tuple[FactorNet, dict]:
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     batches = make_family(seed, per_size, sizes)

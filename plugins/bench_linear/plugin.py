@@ -7,6 +7,7 @@ from __future__ import annotations
 import bench_core
 
 from .collection import collection_problem_specs
+from .deep_cd import deep_cd_specs
 from .learned_pcg import learned_metric_specs, learned_pcg_specs
 from .learning_to_relax import relax_metric_specs
 from .matrices import matrix_problem_specs
@@ -18,6 +19,7 @@ OPTIMIZER_SOURCES = [
     solver_specs,
     reference_specs,
     learned_pcg_specs,
+    deep_cd_specs,
 ]
 
 PROBLEM_SOURCES = [
