@@ -112,32 +112,16 @@ def train(seed: int = 0, steps: int = 400, width: int = 16, per_size: int = 4, s
           lr: float = 2e-3) -> tuple[DirectionNet, dict]:
     """Train a DirectionNet (deterministic per seed); (net, meta) with training_time_s (data
     generation included), the loss history and the final loss."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one core, whatever the caller's setting: the same weights everywhere
-    try:
-        return _train(seed, steps, width, per_size, sizes, lr)
-    finally:
-        torch.set_num_threads(threads)
+    from .trained_weights import fit, one_thread
 
-
-def _train(seed, steps, width, per_size, sizes, lr) -> tuple[DirectionNet, dict]:
-    t0 = time.perf_counter()
-    torch.manual_seed(seed)
-    batches = make_family(seed, per_size, sizes)
-    net = DirectionNet(width)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
-    history = []
-    for step in range(steps):
-        feats, r = batches[step % len(batches)]
-        opt.zero_grad()
-        loss = paper_loss(net, feats, r)
-        loss.backward()
-        opt.step()
-        sched.step()
-        history.append(float(loss.detach()))
-    with torch.no_grad():
-        final = float(np.mean([float(paper_loss(net, *b)) for b in batches]))
+    with one_thread():
+        t0 = time.perf_counter()
+        torch.manual_seed(seed)
+        batches = make_family(seed, per_size, sizes)
+        net = DirectionNet(width)
+        history = fit(net, batches, paper_loss, steps, lr)
+        with torch.no_grad():
+            final = float(np.mean([float(paper_loss(net, *b)) for b in batches]))
     return net, {"training_time_s": time.perf_counter() - t0, "final_loss": final,
                  "loss_history": np.array(history), "steps": steps}
 

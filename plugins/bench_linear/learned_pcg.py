@@ -258,35 +258,18 @@ def train(seed: int = 0, steps: int = 200, width: int = 16, depth: int = 4, per_
           sizes=TRAIN_SIZES, lr: float = 3e-3) -> tuple[FactorNet, dict]:
     """Train a FactorNet on the family (deterministic per seed); returns (net, meta) with
     training_time_s (data generation included), the loss history and the final loss."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one core, whatever the caller's setting: the same weights everywhere
-    try:
-        return _train(seed, steps, width, depth, per_size, sizes, lr)
-    finally:
-        torch.set_num_threads(threads)
+    from .trained_weights import fit, one_thread
 
-
-def _train(seed, steps, width, depth, per_size, sizes, lr) -> tuple[FactorNet, dict]:
-    t0 = time.perf_counter()
-    torch.manual_seed(seed)
-    batches = make_family(seed, per_size, sizes)
-    net = FactorNet(width, depth)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
-    history = []
-    for step in range(steps):
-        feats, mask, y = batches[step % len(batches)]
-        opt.zero_grad()
-        loss = paper_loss(net, feats, mask, y)
-        loss.backward()
-        opt.step()
-        sched.step()
-        history.append(float(loss.detach()))
-    with torch.no_grad():
-        final = float(np.mean([float(paper_loss(net, *b)) for b in batches]))
-    meta = {"training_time_s": time.perf_counter() - t0, "final_loss": final,
-            "loss_history": np.array(history), "steps": steps}
-    return net, meta
+    with one_thread():
+        t0 = time.perf_counter()
+        torch.manual_seed(seed)
+        batches = make_family(seed, per_size, sizes)
+        net = FactorNet(width, depth)
+        history = fit(net, batches, paper_loss, steps, lr)
+        with torch.no_grad():
+            final = float(np.mean([float(paper_loss(net, *b)) for b in batches]))
+    return net, {"training_time_s": time.perf_counter() - t0, "final_loss": final,
+                 "loss_history": np.array(history), "steps": steps}
 
 
 def train_sizes(grid: int) -> tuple[int, ...]:

@@ -93,3 +93,37 @@ def load_or_train(name: str, train) -> tuple[dict, dict, bool]:
     arrays, meta = train()
     write(name, arrays, meta)
     return arrays, meta, True
+
+
+class one_thread:
+    """Context: torch on one thread (training gives the same weights whatever the caller's setting)."""
+
+    def __enter__(self):
+        import torch
+
+        self.threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        return self
+
+    def __exit__(self, *exc):
+        import torch
+
+        torch.set_num_threads(self.threads)
+
+
+def fit(net, batches: list, loss, steps: int, lr: float) -> list[float]:
+    """Adam with a cosine learning-rate decay for `steps` steps, cycling through `batches`
+    (``loss(net, *batch)`` is the objective); returns the loss history."""
+    import torch
+
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
+    history = []
+    for step in range(steps):
+        opt.zero_grad()
+        value = loss(net, *batches[step % len(batches)])
+        value.backward()
+        opt.step()
+        sched.step()
+        history.append(float(value.detach()))
+    return history
