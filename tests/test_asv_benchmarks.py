@@ -19,6 +19,7 @@ import benchmarks  # noqa: E402
 from bench_core.store import read_trials  # noqa: E402
 from bench_core.suite import load_suite  # noqa: E402
 from benchmarks import bench_hotpaths, bench_tracks  # noqa: E402
+from bench_core.asv_tracks import make_tracks, suite_version  # noqa: E402
 
 BENCH_PREFIXES = ("time_", "timeraw_", "mem_", "peakmem_", "track_")
 
@@ -126,11 +127,12 @@ def small_results(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("asv_cache")
     suite = tmp / "small.toml"
     suite.write_text(SMALL_SUITE)
+    tracks = make_tracks(suite, module="tests_asv_small")  # what a plugin author's module does
+    assert tracks.params == [["synthetic.quadratic", "pde.poisson2d"], ["torch.sgd", "torch.adam", "linear.cg"]]
     mp = pytest.MonkeyPatch()
-    mp.setattr(bench_tracks, "SUITE", suite)
     mp.chdir(tmp)  # asv runs setup_cache in a cache folder of its own
     try:
-        out = bench_tracks.SuiteTracks().setup_cache()
+        out = tracks().setup_cache()
     finally:
         mp.undo()
     return out
@@ -188,3 +190,45 @@ def test_hotpath_benchmarks_run_once():
     it = bench_hotpaths.SolverIteration()
     it.setup("linear.cg")
     it.time_iteration("linear.cg")
+
+
+PLUGIN_BENCHMARK = """
+from pathlib import Path
+from bench_core.asv_tracks import make_tracks
+
+SuiteTracks = make_tracks(Path(__file__).resolve().parent.parent / "suites" / "mine.toml")
+"""
+
+
+def test_a_plugin_authors_suite_is_tracked_with_a_few_lines(tmp_path):
+    """make_tracks in someone else's benchmarks module: asv discovers the four tracks there, with
+    the grid of their suite, a version that follows the suite file's content, and a setup cache
+    keyed by their module."""
+    from asv_runner.discovery import disc_benchmarks
+
+    (tmp_path / "suites").mkdir()
+    suite = tmp_path / "suites" / "mine.toml"
+    suite.write_text(SMALL_SUITE)
+    bench_dir = tmp_path / "mybench"
+    bench_dir.mkdir()
+    (bench_dir / "__init__.py").write_text("")
+    (bench_dir / "bench_mine.py").write_text(PLUGIN_BENCHMARK)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        found = {b.name: b for b in disc_benchmarks(str(bench_dir))}
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in [m for m in sys.modules if m == "mybench" or m.startswith("mybench.")]:
+            del sys.modules[name]
+    assert sorted(found) == ["bench_mine.SuiteTracks.track_failed_fraction", "bench_mine.SuiteTracks.track_final_metric",
+                             "bench_mine.SuiteTracks.track_steps_to_target",
+                             "bench_mine.SuiteTracks.track_time_to_target"]
+    bench = found["bench_mine.SuiteTracks.track_time_to_target"]
+    assert bench.version == suite_version(suite)
+    assert bench.setup_cache_key.startswith("bench_mine:")
+    assert bench.params == [["'synthetic.quadratic'", "'pde.poisson2d'"], ["'torch.sgd'", "'torch.adam'", "'linear.cg'"]]
+    before = suite_version(suite)
+    suite.write_text(SMALL_SUITE.replace("max_steps = 300", "max_steps = 301"))
+    assert suite_version(suite) != before  # an edited suite starts new series by itself
+    with pytest.raises(ValueError, match="one make_tracks per benchmarks module"):
+        make_tracks(suite, module="tests_asv_small")
