@@ -14,3 +14,5 @@ python -m pip install -q --upgrade pip setuptools wheel
 # so an existing torch (e.g. a CUDA build on a GPU machine) is kept.
 python -c "import torch" 2>/dev/null || python -m pip install -q "torch==${TORCH_VERSION:-2.13.0}"
 python -m pip install -q -e ".[${extras}]"
+# asv's site pins jQuery, flot, bootstrap...: keep those exact files for offline pages (npm registry, once)
+python scripts/asv_offline.py fetch || echo "setup: warning: asv's JavaScript not fetched; the asv site needs network" >&2

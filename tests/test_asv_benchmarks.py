@@ -5,7 +5,9 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import os
 import pkgutil
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -232,3 +234,85 @@ def test_a_plugin_authors_suite_is_tracked_with_a_few_lines(tmp_path):
     assert suite_version(suite) != before  # an edited suite starts new series by itself
     with pytest.raises(ValueError, match="one make_tracks per benchmarks module"):
         make_tracks(suite, module="tests_asv_small")
+
+
+# --------------------------------------------------------------------------- the published site offline
+ASV_CONF = ('{"version": 1, "project": "tiny", "repo": ".", "branches": ["master"], "environment_type": '
+            '"existing", "benchmark_dir": "benchmarks", "results_dir": "results", "html_dir": "html"}')
+
+
+def _load_in_chromium(html_dir: Path, tmp_path: Path) -> str:
+    """The DOM of html_dir/index.html served on localhost, with every other host unresolvable."""
+    import shutil
+    import subprocess
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert exe, "chromium is not installed: scripts/test.sh installs Debian's chromium package"
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(html_dir)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1", "--virtual-time-budget=8000",
+               f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
+               f"http://127.0.0.1:{server.server_address[1]}/index.html"]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+    finally:
+        server.shutdown()
+
+
+def test_published_site_renders_offline_in_chromium(tmp_path):
+    """asv publish on a one-benchmark project, then scripts/asv_offline.py rewrite: the page draws
+    its summary grid and plot with every CDN unreachable; the page as asv wrote it does not."""
+    import shutil
+    import subprocess
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import asv_offline
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    missing = [f"{n}:{p}" for n, p in asv_offline.REFERENCES.values()
+               if not (asv_offline.package_dir(asv_offline.DEFAULT_VENDOR, n) / p).is_file()]
+    assert not missing, (f"{asv_offline.DEFAULT_VENDOR} lacks {missing[:2]}: run `python scripts/asv_offline.py "
+                         "fetch` (scripts/setup.sh does)")
+    project = tmp_path / "tiny"
+    (project / "benchmarks").mkdir(parents=True)
+    (project / "benchmarks" / "__init__.py").write_text("")
+    (project / "benchmarks" / "bench_tiny.py").write_text("def track_answer():\n    return 42.0\n")
+    (project / "asv.conf.json").write_text(ASV_CONF)
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t", "HOME": str(tmp_path)}
+
+    def sh(*cmd):
+        proc = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, (cmd, proc.stdout[-2000:], proc.stderr[-2000:])
+        return proc.stdout
+    sh("git", "init", "-q", "-b", "master")
+    sh("git", "add", "-A")
+    sh("git", "commit", "-qm", "one")
+    commit = sh("git", "rev-parse", "HEAD").strip()
+    sh(sys.executable, "-m", "asv", "machine", "--yes")
+    sh(sys.executable, "-m", "asv", "run", "--quick", "-E", f"existing:{sys.executable}", "--set-commit-hash", commit)
+    sh(sys.executable, "-m", "asv", "publish")
+    html = project / "html"
+    original = tmp_path / "original"
+    shutil.copytree(html, original)
+    assert asv_offline.main(["rewrite", str(html)]) == 0
+    page = (html / "index.html").read_text()
+    assert "https://" not in "".join(re.findall(r"<script[^>]*>|<link[^>]*stylesheet[^>]*>", page))
+    dom = _load_in_chromium(html, tmp_path)
+    assert "bench_tiny.track_answer" in dom and "flot-base" in dom, dom[-2000:]
+    assert "continental origin of swallow" not in dom
+    broken = _load_in_chromium(original, tmp_path)
+    assert "flot-base" not in broken  # CDNs unreachable: asv's own page gives up (error.html)
+    (html / "index.html").write_text(page.replace("vendor/jquery@3.3.1/dist/jquery.min.js",
+                                                  "https://example.invalid/jquery-9.min.js"))
+    assert asv_offline.main(["rewrite", str(html)]) == 2  # a CDN file it does not know: refused
