@@ -2,7 +2,11 @@
 
     DIR/trials/<trial_id>.parquet   one row per trial (TRIAL_SCHEMA)
     DIR/curves/<trial_id>.parquet   long format: trial_id, step, time_s, metric, value
+    DIR/trials/compacted-<gen>.parquet, DIR/curves/compacted-<gen>.parquet
+                                    many trials' rows and curves, merged by `bench compact`
+                                    (bench_core.compaction); DIR/.compaction names the current <gen>
     DIR/quarantine/trials|curves/   damaged files that `bench run` moved aside
+    DIR/README.txt                  not Parquet, so that reading DIR itself as one dataset fails
 
 Each file is written under a temporary name and renamed into place, curves first: a trial file
 exists only once its trial is complete, so a rerun skips exactly the complete trials. Every file
@@ -24,12 +28,19 @@ bench-core is refused instead (BenchInputError: the whole directory needs its su
 ``quarantine_trial`` moves a damaged trial's files aside under the trial's claim, for
 ``bench run`` to run it again; ``bench verify`` (bench_core.integrity) reports a directory's
 damage.
+
+Compaction: a trial is written as its own file and may later live in a compacted file. Readers
+take a trial's row from its own file when it has one (a trial rerun after compaction), else from
+the compacted file of the current generation (the one ``DIR/.compaction`` names; others are
+leftovers of an interrupted compaction, which the next one removes), so that each trial is read
+once whatever the moment. Per-trial files are read by a few threads at once.
 """
 from __future__ import annotations
 
 import errno
 import fcntl
 import os
+import re
 import socket
 import sys
 import tempfile
@@ -37,6 +48,7 @@ from pathlib import Path
 from typing import Callable
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .errors import BenchInputError
@@ -240,6 +252,7 @@ def write_trial(out: str | Path, row: dict, curve: list[tuple]) -> None:
     was written (nothing is renamed then).
     """
     tid = row["trial_id"]
+    ensure_root_note(out)
     curve_table = pa.table({
         "trial_id": [tid] * len(curve), "step": [c[0] for c in curve], "time_s": [c[1] for c in curve],
         "metric": [c[2] for c in curve], "value": [c[3] for c in curve]}, schema=CURVE_SCHEMA)
@@ -262,11 +275,22 @@ def _check_written_curve(path: Path, n_points: int) -> None:
 
 
 # --------------------------------------------------------------------------- reading one file
+class Vanished(DamagedFile):
+    """A file that was listed but no longer exists when opened (a compaction merged it meanwhile,
+    or it was removed): kind "unreadable" for callers that read one file; directory readers list
+    the directory again."""
+
+
 def _open(path: Path) -> pq.ParquetFile:
-    """A Parquet file, opened with its page checksums verified; DamagedFile when unreadable."""
+    """A Parquet file, opened with its page checksums verified; DamagedFile when unreadable
+    (Vanished when it does not exist)."""
     try:
         return pq.ParquetFile(path, page_checksum_verification=True)
+    except FileNotFoundError:
+        raise Vanished(path, "unreadable", "not a readable Parquet file (no such file)") from None
     except _READ_ERRORS as exc:
+        if not os.path.exists(path):
+            raise Vanished(path, "unreadable", "not a readable Parquet file (no such file)") from None
         raise DamagedFile(path, "unreadable", _unreadable(exc)) from None
 
 
@@ -355,19 +379,239 @@ def read_curve_file(path: str | Path, trial_id: str | None = None) -> pa.Table:
     return table
 
 
+# --------------------------------------------------------------------------- compacted files
+_COMPACTED = re.compile(r"compacted-(\d+)\.parquet")
+#: DIR/.compaction: the generation of the current compacted files (written by bench_core.compaction).
+COMPACTION_FILE = ".compaction"
+#: DIR/README.txt: not Parquet, so that reading the results root as one dataset fails loudly
+#: (pandas and pyarrow name this file) instead of mixing trial rows and curve points.
+ROOT_NOTE = "README.txt"
+ROOT_NOTE_TEXT = """This is a bench-core results directory, not one Parquet dataset: read its parts.
+  DIR/trials   one row per trial       pandas.read_parquet("DIR/trials")
+  DIR/curves   curve points (long)     pandas.read_parquet("DIR/curves")
+A trial is written as DIR/trials/<trial_id>.parquet and its curve as DIR/curves/<trial_id>.parquet;
+`bench compact DIR` merges them into DIR/trials/compacted-<gen>.parquet and
+DIR/curves/compacted-<gen>.parquet. During a compaction, or after one was interrupted, a plain
+reader of DIR/trials may see a trial twice: bench_core.store.read_trials reads each trial once.
+"""
+#: How often a directory reader lists a directory again when a compaction moved files meanwhile.
+_RETRIES = 20
+#: Per-trial files read by this many threads at once (pyarrow releases the GIL while it reads).
+READ_THREADS = 4
+
+
+def ensure_root_note(out: str | Path) -> None:
+    """Write DIR/README.txt (ROOT_NOTE_TEXT) unless it exists."""
+    path = Path(out) / ROOT_NOTE
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{ROOT_NOTE}.{_writer_tag()}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(ROOT_NOTE_TEXT)
+    os.replace(tmp, path)
+
+
+def compacted_generation(name: str) -> int | None:
+    """The generation of a compacted file's name (``compacted-000003.parquet`` -> 3), else None."""
+    m = _COMPACTED.fullmatch(name)
+    return int(m.group(1)) if m else None
+
+
+def compacted_path(out: str | Path, sub: str, generation: int) -> Path:
+    """DIR/<sub>/compacted-<generation>.parquet (sub: "trials" or "curves")."""
+    return Path(out) / sub / f"compacted-{generation:06d}.parquet"
+
+
+def current_generation(out: str | Path) -> int:
+    """The generation of DIR's current compacted files, as DIR/.compaction says; 0 when DIR was
+    never compacted. A compacted file of another generation is a leftover of an interrupted
+    compaction: its trials are in per-trial files or in the current generation, and readers skip it."""
+    path = Path(out) / COMPACTION_FILE
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return 0
+    if not text.strip().isdigit():
+        raise BenchInputError(f"{path}: expected the generation number of the compacted files, "
+                              f"found {text.strip()[:40]!r}; `bench compact {out}` rewrites it")
+    return int(text.strip())
+
+
+def set_current_generation(out: str | Path, generation: int) -> None:
+    """Write DIR/.compaction atomically (temporary file, fsync, rename, fsync of DIR)."""
+    out = Path(out)
+    fd, tmp = tempfile.mkstemp(dir=out, prefix=f"{COMPACTION_FILE}.{_writer_tag()}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"{generation}\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, out / COMPACTION_FILE)
+    _fsync_dir(out)
+
+
+def _own_files(folder: Path) -> list[Path]:
+    """The per-trial *.parquet files of `folder`, sorted by name (compacted files left out)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("*.parquet") if compacted_generation(p.name) is None)
+
+
+def read_compacted_trials(path: str | Path, columns: list[str] | None = None) -> pa.Table:
+    """The rows of a compacted trial file, checked: readable (page checksums too), of
+    TRIAL_SCHEMA and this schema version, each trial once. Raises DamagedFile (kind old_schema
+    for rows of an older bench-core; Vanished when the file is gone)."""
+    path = Path(path)
+    pf = _open(path)
+    _trial_columns(path, pf.schema_arrow)
+    want = None if columns is None else list(dict.fromkeys(["schema_version", "trial_id", *columns]))
+    try:
+        table = pf.read(columns=want)
+    except _READ_ERRORS as exc:
+        raise DamagedFile(path, "unreadable", _unreadable(exc)) from None
+    others = set(table.column("schema_version").unique().to_pylist()) - {SCHEMA_VERSION}
+    if others:
+        version = min((v for v in others if v is not None), default=None)
+        kind = "old_schema" if version is not None and version < SCHEMA_VERSION else "foreign"
+        raise DamagedFile(path, kind, f"schema version {version} (this bench-core reads {SCHEMA_VERSION})")
+    if pc.count_distinct(table.column("trial_id")).as_py() != table.num_rows:
+        raise DamagedFile(path, "rows", "holds a trial twice (a compacted file holds each trial once)")
+    return table if columns is None else table.select(columns)
+
+
+def read_compacted_curves(path: str | Path) -> pa.Table:
+    """The points of a compacted curve file, checked: readable (page checksums too), of
+    CURVE_SCHEMA. Raises DamagedFile (Vanished when the file is gone)."""
+    path = Path(path)
+    pf = _open(path)
+    _curve_columns(path, pf.schema_arrow)
+    return _read(path, pf)
+
+
+_INDEX: dict = {}
+
+
+def _compacted_index(path: Path) -> tuple[pa.Table, dict] | None:
+    """(trial_id, key_id, seed, status, run_id of every row, trial_id -> row) of a compacted trial
+    file, cached while the file is unchanged; None when it is absent or damaged."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    key = (str(path), st.st_ino, st.st_mtime_ns, st.st_size)
+    if key not in _INDEX:
+        try:
+            # every page read (checksums verified): a file readers skip must not count as complete
+            table = read_compacted_trials(path).select(["trial_id", "key_id", "seed", "status", "run_id"])
+        except DamagedFile:
+            return None
+        if len(_INDEX) > 16:
+            _INDEX.clear()
+        _INDEX[key] = (table, {tid: i for i, tid in enumerate(table.column("trial_id").to_pylist())})
+    return _INDEX[key]
+
+
+def compacted_trial_ids(out: str | Path) -> set[str]:
+    """Ids of the trials in DIR's current compacted trial file (none when DIR was never compacted
+    or the file is damaged)."""
+    for _ in range(_RETRIES):
+        gen = current_generation(out)
+        if not gen:
+            return set()
+        index = _compacted_index(compacted_path(out, "trials", gen))
+        if index is not None or current_generation(out) == gen:
+            return set(index[1]) if index else set()
+    return set()
+
+
 # --------------------------------------------------------------------------- reading directories
 def warn_skipped(path: Path, why: str) -> None:
     """The default ``on_skip`` of the readers: one line on stderr naming the file and why."""
     print(f"warning: {path}: {why} (skipped)", file=sys.stderr)
 
 
-def _read_dirs(dirs, sub: str, read_file, on_skip, trial_ids: set | None = None) -> tuple[list, list]:
-    """(tables, skipped) of the files ``DIR/<sub>/*.parquet`` of `dirs` (those named in
-    `trial_ids` when given), each read with `read_file` and each trial once.
+class _Moved(Exception):
+    """Files of a directory moved while it was read (a compaction): read it again."""
 
-    A damaged file, or a second file of a trial already read, is skipped: ``on_skip(path, why)``
-    hears it (default warn_skipped, then a count on stderr), and `skipped` lists (file, why). A
-    row of an older bench-core raises BenchInputError naming its file.
+
+def _read_many(read_file, files: list[Path]) -> list:
+    """read_file(f) for each file (a table, or the DamagedFile it raised), by a few threads."""
+    def one(f):
+        try:
+            return read_file(f)
+        except DamagedFile as damage:
+            return damage
+    if len(files) < 64:
+        return [one(f) for f in files]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+        return list(pool.map(one, files))
+
+
+def _read_one_dir(d: Path, sub: str, read_file, read_compacted, trial_ids: set | None) -> tuple[list, list, list]:
+    """(own, compacted, damage) of one directory: own: [(file, table)] of its sound per-trial
+    files; compacted: [(file, table)] of the current compacted file's rows that have no per-trial
+    file; damage: DamagedFile of each file that cannot be used. Raises _Moved when a compaction
+    moved files meanwhile."""
+    gen = current_generation(d)
+    files = [f for f in _own_files(d / sub) if trial_ids is None or f.stem in trial_ids]
+    own, damage = [], []
+    for f, result in zip(files, _read_many(read_file, files)):
+        if isinstance(result, Vanished):
+            raise _Moved
+        if isinstance(result, DamagedFile):
+            if result.kind == "old_schema":
+                raise BenchInputError(f"{f}: {result.why}") from None
+            damage.append(result)
+        else:
+            own.append((f, result))
+    compacted = []
+    if gen:
+        path = compacted_path(d, sub, gen)
+        try:
+            table = read_compacted(path)
+        except Vanished:
+            if current_generation(d) != gen:
+                raise _Moved from None
+            damage.append(DamagedFile(path, "unreadable", f"missing (named by {COMPACTION_FILE})"))
+            table = None
+        except DamagedFile as bad:
+            if bad.kind == "old_schema":
+                raise BenchInputError(f"{path}: {bad.why}") from None
+            damage.append(bad)
+            table = None
+        if table is not None:
+            listed = pa.array([f.stem for f in files], pa.string())
+            keep = pc.invert(pc.is_in(table.column("trial_id"), value_set=listed))
+            if trial_ids is not None:
+                keep = pc.and_(keep, pc.is_in(table.column("trial_id"), value_set=pa.array(sorted(trial_ids),
+                                                                                            pa.string())))
+            compacted.append((path, table.filter(keep)))
+    if current_generation(d) != gen:
+        raise _Moved
+    return own, compacted, damage
+
+
+def _sorted_by_trial(tables: list[pa.Table], mixed: bool) -> pa.Table:
+    """The tables as one, ordered by trial_id (stable: a trial's rows keep their order) when
+    `mixed` (per-trial and compacted rows together); each part is in trial order already."""
+    table = pa.concat_tables(tables)
+    if mixed and table.num_rows:
+        table = table.take(pc.sort_indices(table, sort_keys=[("trial_id", "ascending")]))
+    return table
+
+
+def _read_dirs(dirs, sub: str, read_file, read_compacted, on_skip,
+               trial_ids: set | None = None) -> tuple[list, list]:
+    """(tables, skipped) of `dirs`: each trial once, from its own file ``DIR/<sub>/<id>.parquet``
+    when it has one, else from the current compacted file (only those in `trial_ids` when given);
+    one table per directory, in trial id order.
+
+    A damaged file, or a trial already read from an earlier directory, is skipped: ``on_skip(path,
+    why)`` hears it (default warn_skipped, then a count on stderr), and `skipped` lists (file, why).
+    A row of an older bench-core raises BenchInputError naming its file. A directory that a
+    compaction changes while it is read is read again.
     """
     tables, skipped, seen = [], [], {}
 
@@ -375,23 +619,41 @@ def _read_dirs(dirs, sub: str, read_file, on_skip, trial_ids: set | None = None)
         skipped.append((str(damage.path), damage.why))
         (on_skip or warn_skipped)(damage.path, damage.why)
 
-    for d in dirs:
-        for f in sorted((Path(d) / sub).glob("*.parquet")):
-            if trial_ids is not None and f.stem not in trial_ids:
-                continue
+    for d in map(Path, dirs):
+        for _ in range(_RETRIES):
             try:
-                table = read_file(f)
-            except DamagedFile as damage:
-                if damage.kind == "old_schema":
-                    raise BenchInputError(f"{f}: {damage.why}") from None
-                skip(damage)
+                own, compacted, damage = _read_one_dir(d, sub, read_file, read_compacted, trial_ids)
+                break
+            except _Moved:
                 continue
+        else:
+            raise BenchInputError(f"{d}: its files kept moving while being read (a compaction running "
+                                  "in a loop?); read it again")
+        for bad in damage:
+            skip(bad)
+        parts = []
+        for f, table in own:
             if f.stem in seen:
                 skip(DamagedFile(f, "duplicate", f"trial {f.stem} already read from {seen[f.stem]} "
                                                  "(counted once)"))
                 continue
             seen[f.stem] = f
-            tables.append(table)
+            parts.append(table)
+        n_own = len(parts)
+        for path, table in compacted:
+            ids = table.column("trial_id").to_pylist()
+            dup = [tid for tid in dict.fromkeys(ids) if tid in seen]
+            if dup:
+                skip(DamagedFile(path, "duplicate", f"{len(dup)} trial(s) already read from {seen[dup[0]]}"
+                                                    f"{' and others' if len(dup) > 1 else ''} (counted once)"))
+                table = table.filter(pc.invert(pc.is_in(table.column("trial_id"),
+                                                        value_set=pa.array(dup, pa.string()))))
+                ids = table.column("trial_id").to_pylist()
+            for tid in ids:
+                seen.setdefault(tid, path)
+            parts.append(table)
+        if parts:
+            tables.append(_sorted_by_trial(parts, mixed=n_own > 0 and len(parts) > n_own))
     if skipped and on_skip is None:
         print(f"warning: {len(skipped)} damaged file(s) skipped; `bench verify {' '.join(map(str, dirs))}` "
               "lists the damage, `bench run` reruns damaged trials", file=sys.stderr)
@@ -399,29 +661,30 @@ def _read_dirs(dirs, sub: str, read_file, on_skip, trial_ids: set | None = None)
 
 
 def completed_trial_ids(out: str | Path) -> set[str]:
-    """Ids of the trials with a file in `out` (by file name: a damaged file counts too)."""
-    d = Path(out) / "trials"
-    return {p.stem for p in d.glob("*.parquet")} if d.is_dir() else set()
+    """Ids of the trials with a file in `out` (their own file, by file name: a damaged file
+    counts too; or a row in the current compacted file)."""
+    return {p.stem for p in _own_files(Path(out) / "trials")} | compacted_trial_ids(out)
 
 
 def read_trials(*dirs: str | Path, trial_ids: set | None = None,
                 on_skip: Callable[[Path, str], None] | None = None):
     """All trial rows of one or more results directories as a pandas DataFrame (only those
-    in `trial_ids` when given).
+    in `trial_ids` when given), ordered by directory, then trial id.
 
     The ``metrics`` and ``counters`` maps become plain dicts; the JSON columns stay JSON text
-    (see ``json.loads``). A file that cannot be used (see DamagedFile) is skipped and reported:
-    ``on_skip(path, why)`` is called for it, by default printing one line on stderr (then a
-    count). A trial read from two files (two directories holding it) counts once; the second
-    file is reported as a duplicate. ``df.attrs["skipped"]`` lists (file, why) of every skipped
-    file. A row written by an older bench-core, without the trial model's key and code identity,
-    is refused with one line naming its file (BenchInputError).
+    (see ``json.loads``). A trial's row comes from its own file when it has one, else from the
+    directory's compacted file. A file that cannot be used (see DamagedFile) is skipped and
+    reported: ``on_skip(path, why)`` is called for it, by default printing one line on stderr
+    (then a count). A trial read from two directories counts once; the second file is reported
+    as a duplicate. ``df.attrs["skipped"]`` lists (file, why) of every skipped file. A row
+    written by an older bench-core, without the trial model's key and code identity, is refused
+    with one line naming its file (BenchInputError).
     """
     import pandas as pd
 
-    tables, skipped = _read_dirs(dirs, "trials", read_trial_file, on_skip, trial_ids)
+    tables, skipped = _read_dirs(dirs, "trials", read_trial_file, read_compacted_trials, on_skip, trial_ids)
     if tables:
-        df = pa.concat_tables(tables).to_pandas(maps_as_pydicts="strict")
+        df = pa.concat_tables(tables).combine_chunks().to_pandas(maps_as_pydicts="strict")
     else:
         df = pd.DataFrame(columns=TRIAL_SCHEMA.names)
     df.attrs["skipped"] = skipped
@@ -431,9 +694,15 @@ def read_trials(*dirs: str | Path, trial_ids: set | None = None,
 def completed_keys(out: str | Path) -> dict:
     """(key_id, seed) -> trial_id of the trials written to `out` by any code (for --reuse-stale);
     files that cannot be used (damaged, or of an older bench-core) are left out."""
-    d = Path(out) / "trials"
     found = {}
-    for f in sorted(d.glob("*.parquet")) if d.is_dir() else []:
+    index = None
+    gen = current_generation(out)
+    if gen:
+        index = _compacted_index(compacted_path(out, "trials", gen))
+    if index is not None:
+        cols = index[0].select(["key_id", "seed", "trial_id"]).to_pydict()
+        found.update({(k, s): t for k, s, t in zip(cols["key_id"], cols["seed"], cols["trial_id"])})
+    for f in _own_files(Path(out) / "trials"):
         try:
             row = read_trial_file(f).select(["key_id", "seed"]).to_pylist()[0]
         except DamagedFile:
@@ -443,38 +712,56 @@ def completed_keys(out: str | Path) -> dict:
 
 
 def read_curves(*dirs: str | Path, on_skip: Callable[[Path, str], None] | None = None):
-    """All curve points of one or more results directories as a pandas DataFrame.
+    """All curve points of one or more results directories as a pandas DataFrame, ordered by
+    directory, then trial id (a trial's points in the order written).
 
-    A file that cannot be used is skipped and reported as ``read_trials`` does (``on_skip``,
-    ``df.attrs["skipped"]``); a trial's curve found in two directories is read once.
+    A trial's points come from its own curve file when it has one, else from the directory's
+    compacted curve file. A file that cannot be used is skipped and reported as ``read_trials``
+    does (``on_skip``, ``df.attrs["skipped"]``); a trial's curve found in two directories is
+    read once.
     """
     import pandas as pd
 
-    tables, skipped = _read_dirs(dirs, "curves", read_curve_file, on_skip)
+    tables, skipped = _read_dirs(dirs, "curves", read_curve_file, read_compacted_curves, on_skip)
     df = pa.concat_tables(tables).to_pandas() if tables else pd.DataFrame(columns=CURVE_SCHEMA.names)
     df.attrs["skipped"] = skipped
     return df
 
 
 def read_trial_status(out: str | Path, trial_id: str) -> tuple[str, str] | None:
-    """(status, run_id) of a trial written to `out`, or None when it has no usable file (absent
-    or damaged: the trial is then not complete, and its new files replace the damaged ones)."""
+    """(status, run_id) of a trial written to `out`, or None when it has no usable row (absent
+    or damaged: the trial is then not complete, and its new files replace the damaged ones).
+    Its own file counts when it has one, else its row in the current compacted file."""
     path = trial_path(out, trial_id)
-    if not path.is_file():
+    if path.is_file():
+        try:
+            row = read_trial_file(path).select(["status", "run_id"]).to_pylist()[0]
+        except Vanished:  # merged by a compaction meanwhile: its row is in the compacted file
+            return read_trial_status(out, trial_id)
+        except DamagedFile:
+            return None
+        return row["status"], row["run_id"]
+    for _ in range(_RETRIES):
+        gen = current_generation(out)
+        index = _compacted_index(compacted_path(out, "trials", gen)) if gen else None
+        if index is not None or current_generation(out) == gen:
+            break
+    if index is None or trial_id not in index[1]:
         return None
-    try:
-        row = read_trial_file(path).select(["status", "run_id"]).to_pylist()[0]
-    except DamagedFile:
-        return None
-    return row["status"], row["run_id"]
+    i = index[1][trial_id]
+    return index[0].column("status")[i].as_py(), index[0].column("run_id")[i].as_py()
 
 
 # --------------------------------------------------------------------------- damaged trials
 def trial_damage(out: str | Path, trial_id: str) -> str | None:
     """Why the complete-looking trial `trial_id` of `out` cannot be used, naming the file: its
     trial file is damaged (read_trial_file), or its curve file is missing or has no sound footer
-    of CURVE_SCHEMA; None when its files are sound."""
+    of CURVE_SCHEMA; None when its files are sound. A trial that lives in the current compacted
+    file (and has no own trial file) is sound: compaction merges only sound trials with their
+    curves, and checks the files it writes."""
     path = trial_path(out, trial_id)
+    if not path.exists() and trial_id in compacted_trial_ids(out):
+        return None
     try:
         read_trial_file(path)
     except DamagedFile as damage:

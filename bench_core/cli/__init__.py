@@ -11,10 +11,10 @@ import sys
 
 from ..errors import BenchInputError
 from ..threads import quiet_openmp
-from . import check, compact, compare, history, list_cmd, plot, precision, report, run, show, sql, tune, verify
+from . import check, compact, compare, history, list_cmd, plot, precision, report, run, scaling, show, sql, tune, verify
 
 # in the order `bench --help` lists them
-COMMANDS = (list_cmd, run, tune, show, sql, check, compare, report, plot, history, precision, verify, compact)
+COMMANDS = (list_cmd, run, tune, show, sql, check, compare, report, plot, history, precision, verify, compact, scaling)
 
 
 def build_parser() -> argparse.ArgumentParser:

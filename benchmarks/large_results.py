@@ -1,0 +1,197 @@
+"""Large results directories: how fast `bench show`, `report`, `compare` and `history` read them,
+before and after `bench compact`, against DuckDB's own group-by on the same files (not a test;
+prints a table).
+
+    python benchmarks/large_results.py --trials 1000 10000 100000 [--points 100] [--work DIR]
+
+For each size it writes two results directories (base and head: the same trials, the head 10%
+slower) as `bench run` writes them (one Parquet file per trial and per curve, page checksums,
+TRIAL_SCHEMA and CURVE_SCHEMA), straight with pyarrow (no trial runs), then times each command as
+a subprocess (wall time and peak memory from the child's own rusage, ``os.wait4``) and, in the
+same run, the anchor: DuckDB's group-by median of time to target per problem and label over
+``DIR/trials/*.parquet`` (and a scan of the curves), in a subprocess too. Then it compacts both
+directories and measures again.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from bench_core.store import CURVE_SCHEMA, TRIAL_SCHEMA
+from bench_core.trial import SCHEMA_VERSION
+
+#: metrics each synthetic curve records, at `points` steps each (points // len(METRICS) per metric)
+METRICS = ("loss", "val_loss", "grad_norm", "lr")
+
+
+def study_shape(n_trials: int) -> tuple[int, int, int, int]:
+    """(problems, optimizers, settings, seeds) whose product is `n_trials` (5 seeds, 10 optimizers)."""
+    seeds, optimizers = 5, 10
+    per = max(1, n_trials // (seeds * optimizers))
+    problems = max(1, min(50, per))
+    settings = max(1, per // problems)
+    return problems, optimizers, settings, seeds
+
+
+def _hash(value) -> str:
+    return hashlib.sha256(json.dumps(value).encode()).hexdigest()[:16]
+
+
+def trial_rows(n_trials: int, slower: float = 1.0, code: str = "c0de", seed: int = 0) -> list[dict]:
+    """The rows of a synthetic study of about `n_trials` trials (80% reach the target); times
+    multiplied by `slower`; the same keys and seeds for any `slower` (a head run of the same study)."""
+    problems, optimizers, settings, seeds = study_shape(n_trials)
+    rng = np.random.default_rng(seed)
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    rows = []
+    for p in range(problems):
+        for o in range(optimizers):
+            for k in range(settings):
+                hp = {"lr": 10.0 ** -(1 + k / max(1, settings))}
+                key = _hash([p, o, k])
+                for s in range(seeds):
+                    t = float(rng.uniform(0.5, 3.0)) if rng.random() < 0.8 else None
+                    t = t * slower if t else None
+                    row = dict.fromkeys(TRIAL_SCHEMA.names)
+                    row.update({
+                        "schema_version": SCHEMA_VERSION, "run_id": "r-" + code, "trial_id": _hash([key, s, code]),
+                        "key_id": key, "code_id": code, "suite": "large", "suite_hash": "h",
+                        "problem": f"p{p}", "problem_params": "{}", "kind": "training",
+                        "optimizer": f"opt{o}", "hparams": json.dumps(hp, sort_keys=True),
+                        "label": f"opt{o}", "seed": s, "device": "cpu", "dtype": "float32", "threads": 1,
+                        "budget": '{"max_steps": 100}', "targets": '{"loss": 0.001}',
+                        "directions": '{"loss": "min", "val_loss": "min"}', "eval": "{}",
+                        "status": "target_reached" if t else "ok", "steps": 100,
+                        "train_time_s": (t or 5.0), "time_to_target_s": t,
+                        "steps_to_target": int(t * 20) if t else None, "time_to_target_mode": "eval",
+                        "metrics": [("loss", 1e-4 if t else 1e-2), ("val_loss", 0.1 + 0.01 * s)],
+                        "counters": [("evals", 10)], "code": "{}", "git_commit": "c" * 40, "git_dirty": False,
+                        "package_versions": "{}", "host": "h", "cpu_model": "cpu", "python_version": "3.12",
+                        "torch_version": "2", "cpu_count": 2, "torch_threads": 1, "blas": "{}",
+                        "load_avg": 0.5, "started_at": now, "ended_at": now})
+                    rows.append(row)
+    return rows
+
+
+def _write_one(args) -> None:
+    out, row, points = args
+    tid = row["trial_id"]
+    per = max(1, points // len(METRICS))
+    steps = np.repeat(np.arange(per) * 10, len(METRICS))
+    curve = pa.table({"trial_id": [tid] * len(steps), "step": steps, "time_s": steps * 0.01,
+                      "metric": list(METRICS) * per, "value": np.exp(-0.01 * steps)}, schema=CURVE_SCHEMA)
+    pq.write_table(curve, Path(out) / "curves" / f"{tid}.parquet", write_page_checksum=True)
+    pq.write_table(pa.Table.from_pylist([row], schema=TRIAL_SCHEMA), Path(out) / "trials" / f"{tid}.parquet",
+                   write_page_checksum=True)
+
+
+def generate(out: str | Path, rows: list[dict], points: int = 100, jobs: int = 2) -> None:
+    """Write `rows` and a curve of `points` points each into `out` as `bench run` lays them out."""
+    out = Path(out)
+    (out / "trials").mkdir(parents=True, exist_ok=True)
+    (out / "curves").mkdir(parents=True, exist_ok=True)
+    work = [(str(out), r, points) for r in rows]
+    if jobs > 1:
+        with Pool(jobs) as pool:
+            pool.map(_write_one, work, chunksize=256)
+    else:
+        for w in work:
+            _write_one(w)
+
+
+def measure(cmd: list[str]) -> tuple[float, float, int]:
+    """(wall seconds, peak RSS in GB, exit code) of `cmd` run as a subprocess (its own rusage,
+    from os.wait4, so each command's peak is its own)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err = proc.stderr.read().decode(errors="replace")
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode not in (0, 1):
+        print(f"  {' '.join(cmd[2:5])}: exit {proc.returncode}: {err.strip()[-300:]}", flush=True)
+    return wall, usage.ru_maxrss / 1024 ** 2, proc.returncode
+
+
+DUCKDB = """
+import sys, duckdb
+d = sys.argv[1]
+duckdb.sql(f"select problem, label, median(time_to_target_s) from read_parquet('{d}/trials/*.parquet') "
+           "group by all").fetchall()
+if len(sys.argv) > 2:
+    duckdb.sql(f"select metric, count(*), min(value) from read_parquet('{d}/curves/*.parquet') "
+               "group by all").fetchall()
+"""
+
+
+def bench_commands(base: Path, head: Path, work: Path) -> list[tuple[str, list[str]]]:
+    """(name, argv) of each timed command."""
+    bench = [sys.executable, "-m", "bench_core.cli"]
+    return [
+        ("duckdb group-by (trials)", [sys.executable, "-c", DUCKDB, str(base)]),
+        ("duckdb trials + curves", [sys.executable, "-c", DUCKDB, str(base), "curves"]),
+        ("bench show", bench + ["show", str(base)]),
+        ("bench compare base head", bench + ["compare", str(base), str(head)]),
+        ("bench history base head", bench + ["history", str(base), str(head)]),
+        ("bench report", bench + ["report", str(base), "-o", str(work / "report.html")]),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, nargs="+", default=[1000, 10000])
+    ap.add_argument("--points", type=int, default=100, help="curve points per trial (default 100)")
+    ap.add_argument("--work", help="where to write the directories (default: a temporary folder, removed)")
+    ap.add_argument("--skip", nargs="*", default=[], help="commands to leave out, e.g. 'bench report'")
+    ap.add_argument("--keep", action="store_true", help="keep the directories")
+    a = ap.parse_args(argv)
+    root = Path(a.work or tempfile.mkdtemp(prefix="large-results-"))
+    print(f"load before: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} CPUs", flush=True)
+    for n in a.trials:
+        work = root / f"n{n}"
+        shutil.rmtree(work, ignore_errors=True)
+        base, head = work / "base", work / "head"
+        t0 = time.perf_counter()
+        generate(base, trial_rows(n), a.points)
+        generate(head, trial_rows(n, slower=1.1, code="c0de2"), a.points)
+        print(f"\n{n} trials ({len(list((base / 'trials').iterdir()))} trial files, {a.points} curve points "
+              f"each) x 2 directories written in {time.perf_counter() - t0:.1f} s", flush=True)
+        for phase in ("per-trial files", "compacted"):
+            if phase == "compacted":
+                for d in (base, head):
+                    wall, peak, rc = measure([sys.executable, "-m", "bench_core.cli", "compact", str(d)])
+                    print(f"  bench compact {d.name}: {wall:.2f} s, {peak:.2f} GB (exit {rc})", flush=True)
+            print(f"  {phase}: load {os.getloadavg()[0]:.2f}", flush=True)
+            print(f"  {'command':28s} {'wall s':>8s} {'peak GB':>8s} {'x duckdb':>9s}", flush=True)
+            anchor = None
+            for name, cmd in bench_commands(base, head, work):
+                if name in a.skip:
+                    continue
+                wall, peak, rc = measure(cmd)
+                if anchor is None:
+                    anchor = wall
+                print(f"  {name:28s} {wall:8.2f} {peak:8.2f} {wall / anchor:9.2f}", flush=True)
+        if not a.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    if not a.keep and not a.work:
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"load after: {os.getloadavg()[0]:.2f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
