@@ -1,5 +1,11 @@
 """Online policies that pick one of K parameter values per instance from cost feedback only.
 
+- ``TsallisINF`` (Zimmert & Seldin, "Tsallis-INF: An Optimal Algorithm for Stochastic and
+  Adversarial Bandits", 2021): follow-the-regularized-leader with the 1/2-Tsallis entropy,
+  p_i = 4 / (η_t (L̂_i − x))² with x normalizing Σp = 1 (Newton), η_t = 2/√t, importance-weighted
+  cost estimates; regret O(√(T K)) against the best fixed arm. The bandit of the Learning-to-Relax
+  experiments (Khodak et al., their code's ``TsallisINF.m``): costs are the iteration counts, shifted
+  by −1 and divided by their running mean (``scale``).
 - ``Exp3`` (Auer et al., "The Nonstochastic Multiarmed Bandit Problem", 2002): exponential
   weights on importance-weighted cost estimates; expected regret against the best fixed arm
   O(√(T K log K)), so the average regret per instance shrinks like 1/√T.
@@ -7,13 +13,51 @@
   Relax", 2024): per arm, ridge regression of the cost on Chebyshev features T_0..T_d of the
   (log-scaled) scalar context, and the arm with the lowest optimistic (lower-confidence) cost.
 
-Costs are normalized online by the largest cost seen so far, so they lie in [0, 1].
+Exp3 and the contextual bandit normalize costs online by the largest cost seen so far, so they
+lie in [0, 1].
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
+
+
+class TsallisINF:
+    """Tsallis-INF over `k` arms; ``choose()`` then ``update(arm, cost)``."""
+
+    def __init__(self, k: int, seed: int = 0, newton_steps: int = 30):
+        self.k = k
+        self.rng = np.random.default_rng(seed)
+        self.cum = np.zeros(k)  # importance-weighted cumulative shifted costs
+        self.t = 0
+        self.total = 0.0        # Σ (cost − 1) over the rounds played: scale = its mean
+        self.probs = np.full(k, 1.0 / k)
+        self.newton_steps = newton_steps
+
+    def distribution(self) -> np.ndarray:
+        """The FTRL distribution of round t + 1 (η = 2/√(t+1))."""
+        eta = 2.0 / math.sqrt(self.t + 1)
+        scale = self.total / self.t if self.t and self.total > 0 else 1.0
+        losses = self.cum / scale
+        x = losses.min() - 2.0 / eta  # Σp ≥ 1 here; Newton then moves x left, monotonically
+        for _ in range(self.newton_steps):
+            p = 4.0 / (eta * (losses - x)) ** 2
+            x -= (p.sum() - 1.0) / (eta * (p ** 1.5).sum())
+        p = 4.0 / (eta * (losses - x)) ** 2
+        return p / p.sum()
+
+    def choose(self, context=None) -> int:
+        """Sample an arm from the Tsallis-INF distribution."""
+        self.probs = self.distribution()
+        return int(self.rng.choice(self.k, p=self.probs))
+
+    def update(self, arm: int, cost: float, context=None) -> None:
+        """Feed back the cost (iterations, ≥ 1) of the arm played."""
+        self.t += 1
+        shifted = max(float(cost) - 1.0, 0.0)
+        self.total += shifted
+        self.cum[arm] += shifted / self.probs[arm]
 
 
 class Exp3:

@@ -4,7 +4,8 @@ Parameters Across a Sequence of Linear System Instances" (ICLR 2024).
 
 For each system of the sequence the policy picks ω from a grid of K values, SOR runs with it, and
 the number of iterations it took (the only feedback; no extra matrix computations) updates the
-policy. ``linear.sor_bandit`` uses Exp3 (regret → best fixed ω); ``linear.sor_contextual`` uses
+policy. ``linear.sor_bandit`` uses Tsallis-INF, the bandit of the paper's experiments (``policy =
+"exp3"``: Exp3), whose regret against the best fixed ω grows as √T; ``linear.sor_contextual`` uses
 a contextual bandit on the system's scalar ``info["context"]`` (heat sequence: dt κ / h²; 1 when a
 system has none), whose target is the instance-optimal ω.
 
@@ -20,11 +21,13 @@ import torch
 
 import bench_core
 
-from .bandits import ChebyshevLinUCB, Exp3
+from .bandits import ChebyshevLinUCB, Exp3, TsallisINF
 from .base import Solver, SolverError
 from .operators import SORSweep
 
-DEFAULT_OMEGAS = tuple(float(w) for w in np.round(np.linspace(1.0, 1.9, 10), 3))
+#: The paper's grid (its code's learning.m): 20 values from 1 to 1.95 in steps of 0.05.
+DEFAULT_OMEGAS = tuple(float(w) for w in np.round(np.linspace(1.0, 1.95, 20), 3))
+POLICIES = ("tsallis_inf", "exp3")
 
 
 class BanditSOR(Solver):
@@ -33,7 +36,8 @@ class BanditSOR(Solver):
     name = "linear.sor_bandit"
 
     def __init__(self, omegas=DEFAULT_OMEGAS, contextual: bool = False, horizon: int = 0,
-                 degree: int = 3, seed: int = -1, operator: str = "auto", rtol: float = 0.0):
+                 degree: int = 3, seed: int = -1, operator: str = "auto", rtol: float = 0.0,
+                 policy: str = "tsallis_inf"):
         super().__init__(operator, rtol)
         if seed < 0:  # follow the trial's seed (the runner seeds numpy before building the solver)
             seed = int(np.random.randint(2**31 - 1))
@@ -44,8 +48,12 @@ class BanditSOR(Solver):
         if self.contextual:
             self.name = "linear.sor_contextual"
             self.policy = ChebyshevLinUCB(len(self.omegas), degree=degree, seed=seed)
-        else:
+        elif policy == "tsallis_inf":
+            self.policy = TsallisINF(len(self.omegas), seed=seed)
+        elif policy == "exp3":
             self.policy = Exp3(len(self.omegas), horizon=horizon or None, seed=seed)
+        else:
+            raise ValueError(f"policy must be one of {', '.join(POLICIES)}, got {policy!r}")
         self.history: list[dict] = []  # per system: arm, omega, iterations, context
         self.bench_counters["sweeps"] = 0
 

@@ -28,8 +28,9 @@ def _sor(omega: float = 1.5, operator: str = "auto", rtol: float = 0.0):
     return SOR(omega, symmetric=False, operator=operator, rtol=rtol)
 
 
-def _bandit(omegas: list = list(DEFAULT_OMEGAS), horizon: int = 0, seed: int = -1, rtol: float = 0.0):
-    return BanditSOR(omegas, contextual=False, horizon=horizon, seed=seed, rtol=rtol)
+def _bandit(omegas: list = list(DEFAULT_OMEGAS), horizon: int = 0, seed: int = -1, rtol: float = 0.0,
+            policy: str = "tsallis_inf"):
+    return BanditSOR(omegas, contextual=False, horizon=horizon, seed=seed, rtol=rtol, policy=policy)
 
 
 def _contextual(omegas: list = list(DEFAULT_OMEGAS), degree: int = 3, seed: int = -1, rtol: float = 0.0):
@@ -62,7 +63,8 @@ def solver_specs() -> list[bench_core.OptimizerSpec]:
              "Gradient method with adaptive polynomial preconditioning (Doikov–Rodomanov); SPD.",
              {"degree": bench_core.Choice([1, 2, 4, 8])}),
         spec("linear.sor_bandit", _bandit,
-             "SOR with ω chosen per instance by Exp3 from iteration counts (Learning to Relax)."),
+             "SOR with ω chosen per instance by Tsallis-INF (policy=exp3: Exp3) from iteration counts "
+             "(Learning to Relax).", {"policy": bench_core.Choice(["tsallis_inf", "exp3"])}),
         spec("linear.sor_contextual", _contextual,
              "SOR with ω chosen per instance by a contextual bandit on info['context'] (Learning to Relax)."),
     ]
