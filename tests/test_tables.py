@@ -154,3 +154,19 @@ def test_progress_bar_keeps_count_and_eta_in_a_pseudo_terminal(tmp_path, width=8
     assert len(last) <= width
     assert "smoke" in last and " 4/20 " in last and re.search(r"eta \d+:\d\d:\d\d", last), last
     assert last.endswith("…") and "target_reached" in last  # the trial text is cut, not the bar
+
+
+def test_sweep_summary_at_80_columns_names_the_best_setting_by_its_key():
+    from bench_core.cli.tables import print_leaderboard_and_summary
+
+    rows = [row(problem="synthetic.kron_quadratic", optimizer="torch.sgd", hparams={"lr": lr, "momentum": 0.9},
+                seed=s, ttt=t + s / 10, metrics={"loss": 3.11e-5 * t}) for lr, t in ((0.1, 1.0), (0.01, 2.0))
+            for s in range(2)]
+    buf = io.StringIO()
+    print_leaderboard_and_summary(frame(rows), Console(file=buf, width=80, color_system=None), "t")
+    text = buf.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    summary = text[text.index("Hyperparameter sweeps"):]
+    best = next(line for line in summary.splitlines() if "torch.sgd" in line)
+    assert "#2" in best and "loss=3.11e-05" in best  # torch.sgd(lr=0.1, ...) is #2 in the listed settings
+    assert "#2  torch.sgd(lr=0.1, momentum=0.9)" in text

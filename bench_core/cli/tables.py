@@ -133,13 +133,14 @@ def settings_legend(keys: dict[str, str]) -> list[Text]:
                                                                               key=lambda kv: int(kv[1][1:]))]
 
 
-def print_leaderboard(rows: list[dict], console: Console | None = None, title: str = "Leaderboard") -> None:
+def print_leaderboard(rows: list[dict], console: Console | None = None,
+                      title: str = "Leaderboard") -> dict[str, str]:
     """Print the leaderboard fitted to the console's width, the settings behind its short names,
-    then one line per distinct error message."""
+    then one line per distinct error message; return the settings keys (label -> ``#n``)."""
     console = console or wide_console()
     if not rows:
         console.print("no trials")
-        return
+        return {}
     keys = setting_keys(rows)
     console.print(leaderboard_table(rows, title, width=console.width, keys=keys))
     if keys:
@@ -149,6 +150,7 @@ def print_leaderboard(rows: list[dict], console: Console | None = None, title: s
     errors = sorted({(r["problem"], r["optimizer"], e) for r in rows for e in r["errors"]})
     for problem, opt, err in errors[:20]:
         console.print(Text.assemble((f"{problem} {opt}:", "red"), " ", err), highlight=False)
+    return keys
 
 
 def ranking_table(rows: list[dict]) -> Table:
@@ -169,25 +171,32 @@ def ranking_table(rows: list[dict]) -> Table:
     return table
 
 
-def tuning_table(rows: list[dict]) -> Table:
-    """A rich Table of bench_core.analysis.tuning_summary rows."""
+def tuning_table(rows: list[dict], keys: dict[str, str] | None = None, width: int = 200) -> Table:
+    """A rich Table of bench_core.analysis.tuning_summary rows for a terminal `width` columns
+    wide: the best setting as its settings key (from the leaderboard's ``setting_keys``; the
+    whole label where it has none), numbers never wrapped, problem names broken after '.'."""
+    keys = keys or {}
     table = Table(title="Hyperparameter sweeps: best setting per optimizer", title_justify="left",
                   caption="best: highest success rate, then fastest to target, then best validation "
-                          "metric; reach: settings whose median seed reaches the target",
+                          "metric (chosen on); reach: settings whose median seed reaches the target",
                   caption_justify="left")
-    for name, justify in (("problem", "left"), ("optimizer", "left"), ("best setting", "left"),
-                          ("chosen on", "right"), ("time→target s", "right"), ("reach", "right")):
-        table.add_column(name, justify=justify, overflow="fold")
+    for name in ("problem", "optimizer", "best", "chosen on", "time s", "reach"):
+        table.add_column(name, justify="left" if name in ("problem", "optimizer", "best") else "right",
+                         no_wrap=name not in ("problem", "best"), overflow="fold")
+    problem_width = max(10, min(28, width // 4))
     for r in rows:
         chosen = f"{r['selection_metric']}={fmt(r['best_value'])}" if r["selection_metric"] else "—"
-        table.add_row(escape(r["problem"]), escape(r["optimizer"]), escape(r["best_label"]), escape(chosen),
-                      fmt(r["best_time_to_target_s"]), f"{r['settings_reaching_target']}/{r['settings']}")
+        table.add_row(Text("\n".join(_break_name(r["problem"], problem_width))), Text(r["optimizer"]),
+                      Text(keys.get(r["best_label"], r["best_label"])), Text(chosen),
+                      Text(fmt(r["best_time_to_target_s"])),
+                      Text(f"{r['settings_reaching_target']}/{r['settings']}"))
     return table
 
 
-def print_summary(trials, console: Console | None = None) -> None:
-    """After the leaderboard: the sweeps' best settings when a suite swept hyperparameters, and
-    the ranking across problems when some kind has several problems or optimizers."""
+def print_summary(trials, console: Console | None = None, keys: dict[str, str] | None = None) -> None:
+    """After the leaderboard: the sweeps' best settings when a suite swept hyperparameters (as
+    the leaderboard's settings keys `keys`), and the ranking across problems when some kind has
+    several problems or optimizers."""
     from ..analysis import ranking, tuning_summary
 
     console = console or wide_console()
@@ -195,7 +204,7 @@ def print_summary(trials, console: Console | None = None) -> None:
         return
     tuning = tuning_summary(trials)
     if tuning:
-        console.print(tuning_table(tuning))
+        console.print(tuning_table(tuning, keys, console.width))
     rows = ranking(trials)
     kinds = {}
     for r in rows:
@@ -223,5 +232,5 @@ def print_leaderboard_and_summary(trials, console: Console, title: str) -> None:
     """The leaderboard of a trials DataFrame, then its summary (`bench run`, `bench show`)."""
     from ..analysis import leaderboard
 
-    print_leaderboard(leaderboard(trials), console, title=f"{title}{conditions(trials)}")
-    print_summary(trials, console)
+    keys = print_leaderboard(leaderboard(trials), console, title=f"{title}{conditions(trials)}")
+    print_summary(trials, console, keys)
