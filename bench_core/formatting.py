@@ -15,6 +15,14 @@ import math
 
 #: The status counted as a success.
 REACHED = "target_reached"
+#: Statuses as the tables show them (short words).
+STATUS_SHORT = {"target_reached": "target", "ok": "ok", "diverged": "diverged", "stalled": "stalled",
+                "error": "error", "timeout": "timeout"}
+
+
+def status_counts(statuses: dict) -> str:
+    """"2 ok, 1 target": a leaderboard row's status counts in short words."""
+    return ", ".join(f"{n} {STATUS_SHORT.get(s, s)}" for s, n in sorted(statuses.items()))
 
 
 def fmt(value, digits: int = 3) -> str:

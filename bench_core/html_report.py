@@ -36,7 +36,7 @@ import pandas as pd
 
 from . import analysis, figures
 from .figures import aggregate_curve, index_curves  # noqa: F401  (public here too, as before)
-from .formatting import LEADERBOARD_COLUMNS, fmt, leaderboard_csv as _leaderboard_csv
+from .formatting import LEADERBOARD_COLUMNS, fmt, leaderboard_csv as _leaderboard_csv, status_counts
 
 MAX_FAILURES = 200
 
@@ -54,7 +54,7 @@ pre{white-space:pre-wrap;margin:0;font-size:12px;max-width:640px}
 .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(600px,1fr));gap:16px;margin:8px 0}
 svg.chart{width:100%;height:auto;background:#fff;border:1px solid #eee}
 svg.chart *{stroke-linejoin:round;stroke-linecap:butt}
-a.download{margin-right:16px}
+a.download{margin-right:16px}.scroll{overflow-x:auto;max-width:100%}
 """
 
 # Runs once the page is parsed. (1) Counts the figures whose marks have a non-empty box and the
@@ -122,7 +122,8 @@ def _table(header: list[str], rows: list[list[str]], numeric: set[int] = frozens
     body = "".join("<tr>" + "".join(cell(i, c, (keys[j][i] if keys and i < len(keys[j]) else _NOKEY))
                                     for i, c in enumerate(r)) + "</tr>" for j, r in enumerate(rows))
     cls = ' class="sortable"' if sortable else ""
-    return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    # a wide table scrolls inside its box instead of running off the page
+    return f'<div class="scroll"><table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 _NOKEY = object()  # a cell sorted by its text
@@ -214,7 +215,7 @@ def _leaderboard_section(rows: list[dict], trials: pd.DataFrame) -> str:
            + _download("trials.csv", trials_csv(trials), "Download every trial (CSV)") + "</p>"]
     body, keys = [], []
     for r in rows:
-        statuses = ", ".join(f"{n} {s}" for s, n in sorted(r["statuses"].items()))
+        statuses = status_counts(r["statuses"])
         k = r["statuses"].get(analysis.REACHED, 0)
         success = (f"{k}/{r['seeds']} <span class=\"muted\">[{r['success_ci'][0]:.2f}, "
                    f"{r['success_ci'][1]:.2f}]</span>")

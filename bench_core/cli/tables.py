@@ -8,10 +8,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from ..formatting import fmt
+from ..formatting import fmt, status_counts
 
-STATUS_SHORT = {"target_reached": "target", "ok": "ok", "diverged": "diverged", "stalled": "stalled",
-                "error": "error", "timeout": "timeout"}
 
 
 def wide_console() -> Console:
@@ -112,7 +110,7 @@ def _leaderboard_cells(rows: list[dict], keys: dict[str, str], with_ci: bool) ->
     for prows in _by_problem(rows).values():
         shared = len({r["metric"] for r in prows}) == 1
         for r in prows:
-            statuses = ", ".join(f"{n} {STATUS_SHORT.get(s, s)}" for s, n in sorted(r["statuses"].items()))
+            statuses = status_counts(r["statuses"])
             reached = r["time_to_target_s"] is not None
             style = "" if reached else "dim"
             time = fmt(r["time_to_target_s"] if reached else r["train_time_s"])
