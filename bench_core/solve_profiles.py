@@ -147,3 +147,81 @@ def collection_scores(trials: pd.DataFrame, tau_max: float = TAU_MAX, points: in
     ordered = sorted(rows.values(), key=lambda r: (-r["auc_total_time_s"], -r["auc_iterations"], r["solver"]))
     return {"systems": len(first), "rows": ordered, "curves": curves, "profiles": profiles,
             "tau_max": tau_max}
+
+
+# --------------------------------------------------------------------------- rendering
+_HEADER = ("solver", "solved", "AUC iters", "AUC solve", "AUC total", "profile iters",
+           "profile total", "setup (median)")
+_EXPLAIN = ("fraction of systems solved to the target against iterations / solve time / setup + solve "
+            "time on a log axis (AUC normalized to [0, 1]); Dolan–Moré profile scores (τ ≤ {tau:g}) on "
+            "iterations and total time; setup is shown apart")
+
+
+def _cells(r: dict) -> list[str]:
+    setup = r["median_setup_s"]
+    return [r["solver"], f"{r['solved']}/{r['systems']}", f"{r['auc_iterations']:.3f}",
+            f"{r['auc_solve_time_s']:.3f}", f"{r['auc_total_time_s']:.3f}",
+            f"{r['profile_iterations']:.3f}", f"{r['profile_total_time_s']:.3f}",
+            "—" if setup is None else (f"{1e3 * setup:.3g} ms" if setup < 1 else f"{setup:.3g} s")]
+
+
+def text_section(trials: pd.DataFrame) -> str:
+    """The collection-wide scores as a plain-text table (for ``bench show``), or "" when they do
+    not apply."""
+    scores = collection_scores(trials)
+    if scores is None:
+        return ""
+    rows = [list(_HEADER)] + [_cells(r) for r in scores["rows"]]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_HEADER))]
+    lines = [f"\nCollection-wide scores: {scores['systems']} linear systems",
+             "  " + _EXPLAIN.format(tau=scores["tau_max"])]
+    for j, row in enumerate(rows):
+        lines.append("  " + "  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i])
+                                       for i, c in enumerate(row)))
+        if j == 0:
+            lines.append("  " + "  ".join("-" * w for w in widths))
+    return "\n".join(lines) + "\n"
+
+
+def solved_figure(scores: dict):
+    """A matplotlib figure (bench_core.figures' style): fraction of systems solved against
+    iterations and against setup + solve seconds, log axes; None when nothing was solved."""
+    from . import figures
+
+    panels = [(name, label) for name, label in (("iterations", "iterations to the target"),
+                                                  ("total_time_s", "setup + solve seconds to the target"))
+              if scores["curves"].get(name) is not None]
+    if not panels:
+        return None
+    fig, axes = figures.new_figure(len(panels))
+    order = [r["solver"] for r in scores["rows"]]
+    for ax, (name, label) in zip(axes, panels):
+        curve = scores["curves"][name]
+        for i, s in enumerate(order):
+            ax.step(curve["t"], curve["fractions"][s], where="post",
+                    color=figures.PALETTE[i % len(figures.PALETTE)],
+                    linestyle=figures.LINESTYLES[i % len(figures.LINESTYLES)], label=s)
+        ax.set_xscale("log")
+        ax.set_ylim(-0.04, 1.04)
+        ax.set_xlabel(label)
+        ax.set_ylabel("fraction of systems solved")
+    return figures.finish(fig, axes)
+
+
+def html_section(trials: pd.DataFrame, inline_figure) -> str:
+    """The collection-wide scores as an HTML section (table and figure; ``inline_figure(fig)``
+    turns a matplotlib figure into inline HTML), or "" when they do not apply."""
+    from html import escape
+
+    scores = collection_scores(trials)
+    if scores is None:
+        return ""
+    head = "".join(f'<th scope="col">{escape(h)}</th>' for h in _HEADER)
+    body = "".join("<tr>" + "".join(f"<td{'' if i == 0 else ' class=n'}>{escape(c)}</td>"
+                                    for i, c in enumerate(_cells(r))) + "</tr>" for r in scores["rows"])
+    fig = solved_figure(scores)
+    return "\n".join([
+        '<h2 id="collection">Collection-wide scores (linear systems)</h2>',
+        f'<p class="muted">{scores["systems"]} systems: {escape(_EXPLAIN.format(tau=scores["tau_max"]))}.</p>',
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>",
+        f'<div class="charts">{inline_figure(fig) if fig is not None else ""}</div>'])

@@ -693,9 +693,10 @@ def suite_budget(entry: CollectionEntry) -> dict:
 #: (name, extra TOML line of the [[optimizers]] table).
 SUITES = {
     "spd": ("linear_collection.toml", "the SPD systems",
-            "CG, Jacobi-PCG, IC(0)-PCG and SA-AMG-CG",
+            "CG, Jacobi-PCG, IC(0)-PCG, SA-AMG-CG and the learned PCG (2-D 3×3-stencil systems only: "
+            "an error with its reason on the others)",
             (("linear.cg", ""), ("linear.pcg", 'sweep = { precond = ["jacobi", "ic0"] }'),
-             ("pyamg.sa_cg", ""))),
+             ("pyamg.sa_cg", ""), ("linear.learned_pcg", ""))),
     "nonsymmetric": ("linear_collection_nonsym.toml", "the nonsymmetric systems",
                      "GMRES(30) and BiCGSTAB",
                      (("linear.gmres", "hparams = { restart = 30 }"), ("linear.bicgstab", ""))),
