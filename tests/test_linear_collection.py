@@ -227,7 +227,7 @@ def test_collection_suites_list_exactly_the_collection(group):
 def test_collection_suites_parse(registry):
     """Each suite's solvers and a few of its problems through the suite parser (parsing all 150
     tables costs a minute: the code identity is computed per table)."""
-    solvers = {"spd": {"linear.cg", "linear.pcg", "pyamg.sa_cg"},
+    solvers = {"spd": {"linear.cg", "linear.pcg", "pyamg.sa_cg", "linear.learned_pcg"},
                "nonsymmetric": {"linear.gmres", "linear.bicgstab"},
                "symmetric_indefinite": {"linear.minres", "linear.gmres"}}
     for group in coll.GROUPS:
