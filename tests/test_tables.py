@@ -170,3 +170,16 @@ def test_sweep_summary_at_80_columns_names_the_best_setting_by_its_key():
     best = next(line for line in summary.splitlines() if "torch.sgd" in line)
     assert "#2" in best and "loss=3.11e-05" in best  # torch.sgd(lr=0.1, ...) is #2 in the listed settings
     assert "#2  torch.sgd(lr=0.1, momentum=0.9)" in text
+
+
+def test_piped_output_follows_COLUMNS(tmp_path, capsys, monkeypatch):
+    for r in _rows():
+        write_trial(tmp_path, r, [(0, 0.0, "loss", 1.0)])
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["show", str(tmp_path)]) == 0
+    narrow = capsys.readouterr().out
+    assert max(len(line) for line in narrow.splitlines()) <= 80
+    monkeypatch.delenv("COLUMNS")
+    assert main(["show", str(tmp_path)]) == 0  # piped without COLUMNS: wide, the interval shown
+    wide = capsys.readouterr().out
+    assert max(len(line) for line in wide.splitlines()) > 80 and "[0.0318, " in wide

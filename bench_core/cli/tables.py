@@ -12,10 +12,19 @@ from ..formatting import fmt, status_counts
 
 
 
+#: The width of piped output when ``COLUMNS`` is not set (a file or a pipe does not wrap lines).
+PIPED_WIDTH = 200
+
+
 def wide_console() -> Console:
-    """A console for tables: the terminal's width, or ``COLUMNS`` when set (in a terminal or
-    not), else 80 columns when output is piped (rich's rule; nothing is forced wider)."""
-    return Console()
+    """A console for tables: ``COLUMNS`` when set (in a terminal or piped), else the terminal's
+    width, else PIPED_WIDTH when output is not a terminal."""
+    import os
+
+    console = Console()
+    if console.is_terminal or os.environ.get("COLUMNS", "").strip().isdigit():
+        return console
+    return Console(width=PIPED_WIDTH)
 
 
 def setting_keys(rows: list[dict]) -> dict[str, str]:
