@@ -34,7 +34,7 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from . import analysis, figures
+from . import analysis, figures, scaling_figures, solve_profiles
 from .figures import aggregate_curve, index_curves  # noqa: F401  (public here too, as before)
 from .formatting import LEADERBOARD_COLUMNS, fmt, leaderboard_csv as _leaderboard_csv, status_counts
 
@@ -365,6 +365,7 @@ def render_report(trials: pd.DataFrame, curves: pd.DataFrame, sources: list[str]
 
     sources = sources or []
     # display labels unique per key and code, as the tables use; one curve per source
+    raw_curves = curves  # the points as read, for the scaling section
     trials, curves = figures.prepare(trials, curves)
     rows = analysis.leaderboard(trials)
     settings = analysis.settings_summary(trials)
@@ -392,6 +393,8 @@ def render_report(trials: pd.DataFrame, curves: pd.DataFrame, sources: list[str]
         parts.append("<p>No trials.</p>")
     else:
         parts.append(_ranking_section(trials, colours, settings, ids))
+        parts.append(solve_profiles.html_section(trials, lambda fig: _figure(fig, ids)))  # "" unless ≥ 2 linear systems
+        parts.append(scaling_figures.report_section(trials, raw_curves, lambda fig: _figure(fig, ids)))  # "" unless a size sweep
         parts.append(_leaderboard_section(rows, trials))
         for p in problems:
             parts.append(_problem_section(p, trials, curves, rows, settings, colours, anchors[p], ids))

@@ -38,6 +38,8 @@ def run_show_command(args) -> int:
     fmt = getattr(args, "format", "table")
     if fmt == "table":
         print_leaderboard_and_summary(trials, wide_console(), title=f"leaderboard ({', '.join(args.dirs)})")
+        from ..solve_profiles import text_section
+        sys.stdout.write(text_section(trials))  # "" unless the linear trials cover ≥ 2 systems
         return 0
     from .. import formatting
 
