@@ -165,35 +165,32 @@ def write_figures(result: dict, outdir, fmt: str = "png") -> list[Path]:
     return out
 
 
-def html_section(result: dict) -> str:
-    """An HTML fragment (heading, what was fit, the figures inlined as SVG), or "" when the
-    result has no fit (no size sweep in the results)."""
+def html_section(result: dict, figure=None) -> str:
+    """An HTML fragment (heading, what was fit, the figures inlined as SVG by ``figure(fig)``,
+    default ``bench_core.figures.to_svg``), or "" when the result has no fit (no size sweep)."""
     from .figures import to_svg
 
     if not (result["size"] or result["lr_transfer"] or result["speedup"] or result.get("chinchilla")):
         return ""
+    figure = figure or (lambda fig: to_svg(fig, prefix=f"scaling{id(fig)}"))
     parts = ['<section id="scaling"><h2>Scaling</h2>',
              f"<p>Fits of {html.escape(result['metric'])} by <code>bench scaling</code> "
              "(power laws, learning-rate transfer, speed-ups over "
-             f"{html.escape(result['baseline'])}, L(N, D)), 95% bootstrap intervals.</p>"]
-    for name, build in FIGURES.items():
-        fig = build(result)
-        if fig is not None:
-            parts.append(to_svg(fig, prefix=name))
+             f"{html.escape(result['baseline'])}, L(N, D)), 95% bootstrap intervals; "
+             "<code>bench scaling DIR</code> prints the numbers.</p>"]
+    charts = [figure(fig) for fig in (build(result) for build in FIGURES.values()) if fig is not None]
+    parts.append(f'<div class="charts">{"".join(charts)}</div>')
     if result["notes"]:
         parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in result["notes"]) + "</ul>")
     parts.append("</section>")
     return "\n".join(parts)
 
 
-def report_section(dirs) -> str:
-    """``html_section`` of the results directories `dirs` (for bench_core.html_report): "" when
-    they hold no size sweep."""
+def report_section(trials, curves, figure=None) -> str:
+    """``html_section`` of a report's trial rows and curve points (DataFrames as
+    ``bench_core.store`` reads them), 100 bootstrap samples: "" when they hold no size sweep."""
     from .scaling import analyze
-    from .store import read_curves, read_trials
 
-    rows = read_trials(*dirs, on_skip=lambda path, why: None)
-    if not len(rows):
+    if trials is None or not len(trials) or "kind" not in trials or not (trials["kind"] == "training").any():
         return ""
-    result = analyze(rows, read_curves(*dirs, on_skip=lambda path, why: None), n_boot=100)
-    return html_section(result)
+    return html_section(analyze(trials, curves, n_boot=100), figure)
