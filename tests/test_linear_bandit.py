@@ -112,3 +112,13 @@ def test_bandit_sor_trial_reports_totals_and_regret(solver):
     assert m["relax_regret_fixed"] == m["relax_total_iterations"] - m["relax_best_fixed_iterations"]
     assert m["relax_regret_instance"] >= 0
     assert m["relax_best_fixed_omega"] in DEFAULT_OMEGAS
+
+
+def test_sor_bandit_plays_the_papers_bandit_by_default():
+    registry = get_registry()
+    factory = registry.optimizer("linear.sor_bandit").factory
+    assert isinstance(factory(seed=0).policy, TsallisINF)
+    assert isinstance(factory(seed=0, policy="exp3").policy, Exp3)
+    assert factory(seed=0).omegas == DEFAULT_OMEGAS
+    with pytest.raises(ValueError, match="policy must be one of"):
+        factory(seed=0, policy="ucb")
