@@ -153,3 +153,20 @@ def test_deep_cd_directions_are_a_orthogonal_and_it_converges():
         gram = np.array([[u @ (a @ v) for v in kept] for u in kept])
         off = gram - np.diag(np.diag(gram))
         assert np.abs(off).max() <= 1e-8 * np.diag(gram).max()
+
+
+def test_a_trial_reports_training_apart_from_setup_and_solve():
+    from bench_core.registry import get_registry
+    from bench_core.runner import run_trial
+    from bench_core.suite import Trial
+
+    registry = get_registry()
+    trial = Trial(suite="t", problem="pde.jumping", params={"n": 12, "contrast": 1e3, "blocks": 4},
+                  kind="linear_system", optimizer="linear.learned_pcg", hparams=SMALL, seed=0,
+                  device="cpu", dtype="float64", budget={"max_steps": 300}, targets={"rel_residual": 1e-8},
+                  eval={})
+    row, _ = run_trial(trial, registry)
+    assert row["status"] == "target_reached", row["error"]
+    assert row["metrics"]["training_time_s"] > 0 and row["counters"]["trained_now"] == 1
+    assert row["counters"]["training_time_ms"] == round(1000 * row["metrics"]["training_time_s"])
+    assert 0 < row["setup_time_s"] < row["metrics"]["training_time_s"]
