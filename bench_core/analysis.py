@@ -124,18 +124,23 @@ def setting_labels(df: pd.DataFrame, by_code: bool = True) -> pd.DataFrame:
     if by_code:
         gid = gid + ":" + df["code_id"].astype(str)
     df["group_id"] = gid
-    short = [short_label(o, h) for o, h in zip(df["optimizer"], df["hparams"])]
+    memo: dict = {}
+    short = [memo[k] if k in memo else memo.setdefault(k, short_label(*k))
+             for k in zip(df["optimizer"], df["hparams"])]
     df["label"] = short
     firsts = df.assign(_short=short).drop_duplicates("group_id")
-    for (_, _lab), clash in firsts.groupby(["problem_label", "_short"]):
-        if len(clash) < 2:
-            continue
+    clashing = firsts[firsts.duplicated(["problem_label", "_short"], keep=False)]
+    relabel = {}
+    for (_, _lab), clash in clashing.groupby(["problem_label", "_short"]):
         fields = [f for f in _KEY_FIELDS if f in clash and clash[f].astype(str).nunique() > 1]
         if by_code and not fields and clash["code_id"].nunique() > 1:
             fields = ["code_id"]
         for _, r in clash.iterrows():
             extra = ", ".join(f"{f}={r[f]}" for f in fields) or f"key={r['key_id'][:8]}"
-            df.loc[df["group_id"] == r["group_id"], "label"] = f"{r['_short']} [{extra}]"
+            relabel[r["group_id"]] = f"{r['_short']} [{extra}]"
+    if relabel:
+        mapped = df["group_id"].map(relabel)
+        df["label"] = mapped.where(mapped.notna(), df["label"])
     return df
 
 
@@ -150,6 +155,15 @@ def _finite(values) -> np.ndarray:
         if math.isfinite(f):
             out.append(f)
     return np.asarray(out, dtype=float)
+
+
+def _finite_fast(values) -> np.ndarray:
+    """_finite(values) through one numpy conversion where it can (None becomes NaN, then dropped)."""
+    try:
+        arr = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        return _finite(values)
+    return arr[np.isfinite(arr)] if arr.ndim == 1 else _finite(values)
 
 
 def median_iqr(values) -> tuple[float | None, float | None, float | None]:
@@ -197,16 +211,100 @@ def _stats(values) -> dict:
     return {"median": med, "q1": q1, "q3": q3, "ci_low": lo, "ci_high": hi}
 
 
+def batch_stats(value_lists: list, bootstrap: bool = True) -> list[dict]:
+    """``_stats`` of each list of values (median, q1, q3 and, with `bootstrap`, ci_low and
+    ci_high), equal to computing them one list at a time: lists with the same number of finite
+    values are stacked and computed together (the bootstrap draws the same resampling indices
+    for every list of a length, as ``bootstrap_ci`` does with its fixed seed)."""
+    finite = [_finite_fast(v) for v in value_lists]
+    out: list = [None] * len(finite)
+    by_n: dict = {}
+    for i, v in enumerate(finite):
+        by_n.setdefault(len(v), []).append(i)
+    alpha = (1.0 - 0.95) / 2.0
+    for n, idx in by_n.items():
+        if n == 0:
+            for i in idx:
+                out[i] = {"median": None, "q1": None, "q3": None, "ci_low": None, "ci_high": None}
+            continue
+        arr = np.stack([finite[i] for i in idx])
+        q1, med, q3 = np.percentile(arr, [25, 50, 75], axis=1)
+        lo, hi = arr[:, 0].copy(), arr[:, 0].copy()
+        if bootstrap and n > 1:
+            spread = ~np.all(arr == arr[:, :1], axis=1)
+            rows = np.flatnonzero(spread)
+            if len(rows):
+                draw = np.random.default_rng(BOOTSTRAP_SEED).integers(0, n, size=(BOOTSTRAP_SAMPLES, n))
+                step = max(1, 4_000_000 // (BOOTSTRAP_SAMPLES * n))
+                for k in range(0, len(rows), step):
+                    part = rows[k:k + step]
+                    stats = _bootstrap_medians(arr[part], draw)
+                    lo[part], hi[part] = np.quantile(stats, [alpha, 1.0 - alpha], axis=1)
+        for j, i in enumerate(idx):
+            out[i] = {"median": float(med[j]), "q1": float(q1[j]), "q3": float(q3[j]),
+                      "ci_low": float(lo[j]) if bootstrap else None, "ci_high": float(hi[j]) if bootstrap else None}
+    return out
+
+
+def _bootstrap_medians(arr: np.ndarray, draw: np.ndarray) -> np.ndarray:
+    """np.median(arr[g][draw], axis=1) for each row g of `arr` (G x n), in another order.
+
+    The median of a resample depends only on the ranks of the values drawn, so for each order
+    of ranks that occurs (at most n! of them) the ranks of the middle values of every resample
+    are found once, and each row gathers its sorted values there: the same values as
+    np.median's (the middle value, or the mean of the two middle ones), so the quantiles taken
+    over them are the same. For large n, where orders rarely repeat, the resamples are sorted."""
+    g, n = arr.shape
+    if n > 8:
+        return np.median(arr[:, draw], axis=2)
+    order = np.argsort(arr, axis=1, kind="stable")
+    ranked = np.take_along_axis(arr, order, axis=1)
+    perms, inverse = np.unique(np.argsort(order, axis=1), axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    lo = np.empty((len(perms), draw.shape[0]), dtype=np.intp)
+    hi = np.empty_like(lo)
+    for u, perm in enumerate(perms):
+        r = np.sort(perm[draw], axis=1)
+        lo[u], hi[u] = (r[:, n // 2], r[:, n // 2]) if n % 2 else (r[:, n // 2 - 1], r[:, n // 2])
+    rows = np.arange(g)[:, None]
+    low = ranked[rows, lo[inverse]]
+    if n % 2:
+        return low
+    return (low + ranked[rows, hi[inverse]]) / 2.0
+
+
+def batch_medians(value_lists: list) -> list[float]:
+    """np.median of each list (infinities allowed, as ``_cost`` uses), lists of one length together."""
+    out: list = [None] * len(value_lists)
+    by_n: dict = {}
+    for i, v in enumerate(value_lists):
+        by_n.setdefault(len(v), []).append(i)
+    for n, idx in by_n.items():
+        if n == 0:
+            for i in idx:
+                out[i] = math.inf
+            continue
+        med = np.median(np.asarray([value_lists[i] for i in idx], dtype=float), axis=1)
+        for j, i in enumerate(idx):
+            out[i] = float(med[j])
+    return out
+
+
 def _final(metrics, name):
     if not isinstance(metrics, dict) or name is None:
         return None
     return metrics.get(name)
 
 
+def _costs(g: dict, column: str = "time_to_target_s") -> list[float]:
+    """A group's to-target costs over its seeds, a seed that missed the target counting as ∞."""
+    return [float(v) if s == REACHED and v is not None and not pd.isna(v) else math.inf
+            for s, v in zip(g["status"], g[column])]
+
+
 def _cost(g: dict, column: str = "time_to_target_s") -> float:
     """Median over all seeds of a to-target cost, a seed that missed the target counting as ∞."""
-    costs = [float(v) if s == REACHED and v is not None and not pd.isna(v) else math.inf
-             for s, v in zip(g["status"], g[column])]
+    costs = _costs(g, column)
     return float(np.median(costs)) if costs else math.inf
 
 
@@ -217,13 +315,24 @@ _COLUMNS = ("problem_label", "label", "optimizer", "hparams", "kind", "seed", "s
 
 def _groups(trials: pd.DataFrame, keys: list[str]):
     """(key, group) pairs in key order; a group maps each column to the list of its values
-    (plain lists: much faster than a DataFrame per group)."""
+    (plain lists: much faster than a DataFrame per group). Rows are put in group order once,
+    so each group's lists are slices."""
     df = trials if "group_id" in trials else setting_labels(trials)
-    cols = {c: df[c].tolist() for c in _COLUMNS if c in df}
     indices = df.groupby(keys, sort=False).indices
-    for key in sorted(indices, key=lambda k: tuple(str(x) for x in (k if isinstance(k, tuple) else (k,)))):
-        idx = indices[key]
-        yield key, {c: [v[i] for i in idx] for c, v in cols.items()}
+    ordered = sorted(indices, key=lambda k: tuple(str(x) for x in (k if isinstance(k, tuple) else (k,))))
+    if not ordered:
+        return
+    order = np.concatenate([indices[k] for k in ordered]).tolist()
+    cols = {}
+    for c in _COLUMNS:
+        if c in df:
+            values = df[c].tolist()
+            cols[c] = [values[i] for i in order]
+    start = 0
+    for key in ordered:
+        end = start + len(indices[key])
+        yield key, {c: v[start:end] for c, v in cols.items()}
+        start = end
 
 
 def first_metrics(metrics_list) -> dict:
@@ -251,48 +360,59 @@ def leaderboard(trials: pd.DataFrame) -> list[dict]:
     """
     if trials is None or len(trials) == 0:
         return []
-    rows = []
+    rows, pending = [], []  # pending: per row, the value lists its statistics come from
     for (problem, label), g in _groups(trials, ["problem_label", "label"]):
         n = len(g["status"])
         metric = primary_metric(g["targets"][0], first_metrics(g["metrics"]))
-        finals = [_final(m, metric) for m in g["metrics"]]
         statuses: dict = {}
         for st in g["status"]:
             statuses[str(st)] = statuses.get(str(st), 0) + 1
         statuses = dict(sorted(statuses.items(), key=lambda kv: (-kv[1], kv[0])))
         reached = int(statuses.get(REACHED, 0))
         hit = [st == REACHED for st in g["status"]]
-        ttt = _stats(_where(g["time_to_target_s"], hit))
-        stt = _stats(_where(g["steps_to_target"], hit))
-        fin = _stats(finals)
         names = sorted({k for m in g["metrics"] if isinstance(m, dict) for k in m})
-        all_finals = {}
-        for name in names:
-            med, q1, q3 = median_iqr([_final(m, name) for m in g["metrics"]])
-            all_finals[name] = {"median": med, "q1": q1, "q3": q3}
         commits = sorted({str(c)[:10] + ("+dirty" if d is True else "")
                           for c, d in zip(g["git_commit"], g["git_dirty"]) if isinstance(c, str)})
+        pending.append((_where(g["time_to_target_s"], hit), _where(g["steps_to_target"], hit),
+                        [_final(m, metric) for m in g["metrics"]],
+                        {name: [_final(m, name) for m in g["metrics"]] for name in names},
+                        g["train_time_s"], g["steps"], _costs(g)))
         rows.append({
             "problem": problem, "optimizer": label, "optimizer_name": g["optimizer"][0],
             "hparams": g["hparams"][0], "kind": g["kind"][0],
             "seeds": n, "n_seeds": len(set(g["seed"])),
             "statuses": statuses, "success_rate": reached / n,
             "success_ci": wilson_interval(reached, n),
-            "time_to_target_s": ttt["median"] if reached else None,
-            "time_to_target_iqr": (ttt["q1"], ttt["q3"]), "time_to_target_ci": (ttt["ci_low"], ttt["ci_high"]),
-            "steps_to_target": stt["median"] if reached else None,
-            "steps_to_target_iqr": (stt["q1"], stt["q3"]), "steps_to_target_ci": (stt["ci_low"], stt["ci_high"]),
+            "time_to_target_s": reached, "time_to_target_iqr": None, "time_to_target_ci": None,
+            "steps_to_target": reached, "steps_to_target_iqr": None, "steps_to_target_ci": None,
             "metric": metric, "higher_is_better": group_direction(g, metric),
             "threads": sorted({int(t) for t in g["threads"] if t is not None and not pd.isna(t)}),
-            "final_metric": fin["median"],
-            "final_metric_iqr": (fin["q1"], fin["q3"]), "final_metric_ci": (fin["ci_low"], fin["ci_high"]),
-            "final_metrics": all_finals,
-            "train_time_s": median_iqr(g["train_time_s"])[0], "steps": median_iqr(g["steps"])[0],
-            "cost": _cost(g),
+            "final_metric": None, "final_metric_iqr": None, "final_metric_ci": None,
+            "final_metrics": None, "train_time_s": None, "steps": None, "cost": None,
             "errors": [e for e in g["error"] if isinstance(e, str) and e],
             "provenance": {"commits": commits,
                            "hosts": sorted({str(h) for h in g["host"] if isinstance(h, str)})},
         })
+    # the statistics of every row at once (batch_stats: equal to one row at a time)
+    ttt, stt, fin = (batch_stats([p[k] for p in pending]) for k in range(3))
+    per_name = [(i, name) for i, p in enumerate(pending) for name in p[3]]
+    finals = batch_stats([pending[i][3][name] for i, name in per_name], bootstrap=False)
+    plain = batch_stats([p[4] for p in pending] + [p[5] for p in pending], bootstrap=False)
+    costs = batch_medians([p[6] for p in pending])
+    all_finals: list = [{} for _ in rows]
+    for (i, name), st in zip(per_name, finals):
+        all_finals[i][name] = {"median": st["median"], "q1": st["q1"], "q3": st["q3"]}
+    for i, r in enumerate(rows):
+        reached = r["time_to_target_s"]
+        r.update({
+            "time_to_target_s": ttt[i]["median"] if reached else None,
+            "time_to_target_iqr": (ttt[i]["q1"], ttt[i]["q3"]), "time_to_target_ci": (ttt[i]["ci_low"], ttt[i]["ci_high"]),
+            "steps_to_target": stt[i]["median"] if reached else None,
+            "steps_to_target_iqr": (stt[i]["q1"], stt[i]["q3"]), "steps_to_target_ci": (stt[i]["ci_low"], stt[i]["ci_high"]),
+            "final_metric": fin[i]["median"],
+            "final_metric_iqr": (fin[i]["q1"], fin[i]["q3"]), "final_metric_ci": (fin[i]["ci_low"], fin[i]["ci_high"]),
+            "final_metrics": all_finals[i],
+            "train_time_s": plain[i]["median"], "steps": plain[len(rows) + i]["median"], "cost": costs[i]})
 
     def order(r):
         fm = r["final_metric"]
@@ -311,7 +431,7 @@ def settings_summary(trials: pd.DataFrame) -> list[dict]:
     bench_core.selection (success rate, median steps to target, selection metric)."""
     if trials is None or len(trials) == 0:
         return []
-    rows = []
+    rows, pending = [], []
     by_opt: dict = {}
     for (problem, opt, label), g in _groups(trials, ["problem_label", "optimizer", "label"]):
         by_opt.setdefault((problem, opt), []).append((label, g))
@@ -324,16 +444,24 @@ def settings_summary(trials: pd.DataFrame) -> list[dict]:
         for label, g in settings:
             n = len(g["status"])
             hit = [st == REACHED for st in g["status"]]
-            cost = _cost(g)
+            values = [_final(m, metric) for m in g["metrics"]]
             group.append({
                 "problem": problem, "optimizer": opt, "label": label, "kind": g["kind"][0],
                 "hparams": json.loads(g["hparams"][0] or "{}"), "seeds": n,
-                "success_rate": sum(hit) / n, "reaches_target": math.isfinite(cost),
-                "time_to_target_s": median_iqr(_where(g["time_to_target_s"], hit))[0],
-                "cost": cost, "selection_metric": metric, "higher_is_better": hib,
-                "selection_value": median_iqr([_final(m, metric) for m in g["metrics"]])[0], "best": False,
-                "_rank": setting_rank(g["status"], g["steps_to_target"], [_final(m, metric) for m in g["metrics"]],
-                                      "max" if hib else "min", label)})
+                "success_rate": sum(hit) / n, "reaches_target": None,
+                "time_to_target_s": _where(g["time_to_target_s"], hit),
+                "cost": _costs(g), "selection_metric": metric, "higher_is_better": hib,
+                "selection_value": values, "best": False,
+                "_rank": setting_rank(g["status"], g["steps_to_target"], values, "max" if hib else "min", label)})
+        pending.append(group)
+    flat = [r for group in pending for r in group]
+    stats = batch_stats([r["time_to_target_s"] for r in flat] + [r["selection_value"] for r in flat],
+                        bootstrap=False)
+    costs = batch_medians([r["cost"] for r in flat])
+    for i, r in enumerate(flat):
+        r.update(time_to_target_s=stats[i]["median"], selection_value=stats[len(flat) + i]["median"],
+                 cost=costs[i], reaches_target=math.isfinite(costs[i]))
+    for group in pending:
         group.sort(key=lambda r: r.pop("_rank"))
         group[0]["best"] = True
         rows += group

@@ -113,6 +113,34 @@ def generate(out: str | Path, rows: list[dict], points: int = 100, jobs: int = 2
             _write_one(w)
 
 
+def curve_table(trial_ids: list[str], points: int) -> pa.Table:
+    """The curves of `trial_ids` (`points` points each, as _write_one writes them) as one table."""
+    per = max(1, points // len(METRICS))
+    steps = np.repeat(np.arange(per) * 10, len(METRICS))
+    n = len(trial_ids)
+    return pa.table({"trial_id": np.repeat(np.asarray(trial_ids, dtype=object), len(steps)),
+                     "step": np.tile(steps, n), "time_s": np.tile(steps * 0.01, n),
+                     "metric": np.tile(np.asarray(METRICS * per, dtype=object), n),
+                     "value": np.tile(np.exp(-0.01 * steps), n)}, schema=CURVE_SCHEMA)
+
+
+def generate_compacted(out: str | Path, rows: list[dict], points: int = 100) -> None:
+    """Write `rows` and their curves into `out` as `bench compact` leaves them (generation 1),
+    for sizes too large to write file by file here."""
+    from bench_core import compaction, store
+
+    out = Path(out)
+    for sub in ("trials", "curves"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    rows = sorted(rows, key=lambda r: r["trial_id"])
+    pq.write_table(curve_table([r["trial_id"] for r in rows], points), store.compacted_path(out, "curves", 1),
+                   row_group_size=compaction.CURVE_ROW_GROUP, write_page_checksum=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=TRIAL_SCHEMA), store.compacted_path(out, "trials", 1),
+                   row_group_size=compaction.TRIAL_ROW_GROUP, write_page_checksum=True)
+    store.set_current_generation(out, 1)
+    store.ensure_root_note(out)
+
+
 def measure(cmd: list[str]) -> tuple[float, float, int]:
     """(wall seconds, peak RSS in GB, exit code) of `cmd` run as a subprocess (its own rusage,
     from os.wait4, so each command's peak is its own)."""

@@ -272,3 +272,26 @@ hparams = { lr = 0.05 }
     assert "best setting" in run_text and "best setting" in show_text  # the sweep's summary
     assert run_text[run_text.index("Hyperparameter sweeps"):].split("results:")[0].strip() == \
         show_text[show_text.index("Hyperparameter sweeps"):].strip()
+
+
+def test_batched_statistics_equal_one_list_at_a_time():
+    """leaderboard computes medians, IQRs and bootstrap intervals of all groups at once
+    (analysis.batch_stats): bitwise the values of _stats on each list, ties, Nones and
+    infinities included."""
+    import numpy as np
+
+    from bench_core import analysis
+
+    rng = np.random.default_rng(3)
+    lists = []
+    for _ in range(400):
+        n = int(rng.integers(0, 12))
+        values = list(np.round(rng.normal(size=n), int(rng.integers(0, 3))))
+        if n and rng.random() < 0.1:
+            values[0] = None
+        if n and rng.random() < 0.05:
+            values[-1] = float("inf")
+        lists.append(values)
+    assert analysis.batch_stats(lists) == [analysis._stats(v) for v in lists]
+    costs = [[float(x) for x in rng.choice([1.0, 2.5, np.inf], size=int(rng.integers(0, 7)))] for _ in range(100)]
+    assert analysis.batch_medians(costs) == [float(np.median(c)) if c else math.inf for c in costs]
