@@ -15,9 +15,11 @@ matrix graph; here the instances are 2-D grid operators (a 3×3 stencil at most,
 unknowns), and the network is a small convolutional net on the grid, so it is grid-size
 agnostic. Its input at each grid point is the symmetrically scaled stencil of A
 (Ã = D^{-1/2} A D^{-1/2}: eight neighbour entries and the row sum); its output is the scaled factor
-L̃ on the lower stencil entries present in A, with a positive diagonal (softplus + 1e-3), and
+L̃ on the lower stencil entries present in A, in the form of the IC(0) recurrence: pivots
+p_i = L̃_ii > 0 (softplus + 1e-3) and L̃_ij = ã_ij / p_j · (1 + c_ij) with learned corrections c;
 L = D^{1/2} L̃. L is therefore nonsingular and M = L Lᵀ symmetric positive definite for every
-input, so PCG stays valid whatever the network learned.
+input, so PCG stays valid whatever the network learned. The scale of M is left free in the loss
+(min over c of ‖c LLᵀx − b‖²): PCG does not depend on it.
 
 Training family (deterministic per ``train_seed``): diffusion −∇·(κ∇u) on n×n grids
 (n ∈ {16, 24, 32}, 5-point, harmonic means on the faces, as ``pde.jumping``), with nodal κ
