@@ -41,7 +41,8 @@ Fits:
 
 Bootstrap: when a size (or cell) has several seeds, seeds are resampled within each size; with
 one seed per size the points themselves are resampled (pairs bootstrap; degenerate resamples,
-with fewer distinct sizes than parameters, are dropped). Intervals are the 2.5 and 97.5
+with fewer distinct sizes than parameters, are dropped). A fit on no more points than it has
+parameters (a line through 2 points) is exact and gets no interval (nan, "n_boot" 0). Intervals are the 2.5 and 97.5
 percentiles. Linear slopes are bootstrapped vectorized in numpy; nonlinear fits refit each sample.
 """
 from __future__ import annotations
@@ -122,6 +123,8 @@ def line_fit(x, y, strata=None, n_boot: int = 1000, seed: int = 0) -> LineFit:
     if len(np.unique(x)) < 2:
         raise ValueError(f"a line needs at least 2 distinct x values, got {len(np.unique(x))}")
     slope, intercept = _slopes(x, y)
+    if len(x) <= 2:  # a line through 2 points: no resample says anything about its spread
+        return LineFit(float(slope), float(intercept), (math.nan, math.nan), len(x), len(np.unique(strata)), 0)
     idx = bootstrap_indices(strata, n_boot, np.random.default_rng(seed))
     boot, _ = _slopes(x[idx], y[idx])
     return LineFit(float(slope), float(intercept), interval(boot), len(x), len(np.unique(strata)), n_boot)
@@ -213,6 +216,9 @@ def power_law_fit(x, y, strata=None, offset: bool | None = None, n_boot: int = 3
         raise ValueError(f"a power law{' with offset' if offset else ''} needs at least {need} sizes, got {sizes}")
     ref = float(np.exp(np.log(x).mean()))
     la, alpha, c = _power_fit_batch((x / ref)[None], y[None], offset)[0]
+    if len(x) <= need:  # as many points as parameters: an exact fit, no interval
+        return PowerLawFit(math.exp(la) * ref ** alpha, alpha, c, offset, (math.nan, math.nan),
+                           (math.nan, math.nan) if offset else (0.0, 0.0), len(x), sizes, 0)
     idx = bootstrap_indices(strata, n_boot, np.random.default_rng(seed))
     xs, ys = x[idx], y[idx]
     usable = np.array([len(np.unique(row)) >= need for row in xs])

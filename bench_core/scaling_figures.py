@@ -28,7 +28,8 @@ def _figure(title: str):
 
     from .figures import STYLE
 
-    fig = Figure(figsize=STYLE["figure.figsize"])
+    width, height = STYLE["figure.figsize"]
+    fig = Figure(figsize=(width, height + 2.0))  # room for the legend under the axes
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     ax.set_title(title)
@@ -37,7 +38,7 @@ def _figure(title: str):
 
 def _legend(fig, ax) -> None:
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=9, ncol=1)
     fig.tight_layout()
 
 

@@ -24,6 +24,8 @@ def add_parser(sub) -> None:
 
 
 def _ci(v) -> str:
+    if v[0] is None or v[0] != v[0]:  # nan (JSON null): an exact fit on as many points as parameters
+        return "none (exact fit)"
     return f"[{v[0]:.3g}, {v[1]:.3g}]"
 
 
