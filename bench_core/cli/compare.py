@@ -73,48 +73,161 @@ def _ratio(c) -> str:
     return f"×{fmt(c.ratio)}"
 
 
-def _relative(c) -> str:
+def _relative(c, intervals: bool = True) -> str:
     """A time quantity's ratio over the run effect, with its simultaneous interval; else the
-    ratio's interval."""
+    ratio's interval (intervals left out when `intervals` is false)."""
     if c.rel_ratio is not None:
         text = f"×{fmt(c.rel_ratio)}"
-    elif c.kind == "time" or not c.ci:
+    elif c.kind == "time" or not c.ci or not intervals:
         return "—"
     else:
         text = ""
-    if c.ci:
+    if c.ci and intervals:
         text += f" [{fmt(c.ci[0])}, {fmt(c.ci[1])}]"
     return text.strip()
 
 
-def comparison_table(changes: list, title: str):
-    """A rich Table of bench_core.compare.Change objects."""
+#: Columns of the comparison tables, in order.
+COLUMNS = ("optimizer", "quantity", "base", "head", "ratio", "÷ run [CI]", "p", "n", "verdict")
+#: What a narrow terminal leaves out, in this order, until the table fits its width.
+OPTIONAL = ("intervals", "n", "medians")
+_DROPS = {"intervals": (), "n": ("n",), "medians": ("base", "head")}
+_COLOURS = {"regression": "red", "improvement": "green", "changed": "yellow"}
+#: What the caption says of each column that is shown.
+_CAPTION = {"base": "base, head: medians over seeds", "ratio": "ratio: head/base",
+            "÷ run [CI]": "÷ run: a time's ratio over the run effect (the machine-speed factor)",
+            "n": "n: seeds (u: unpaired)", "verdict": "after each verdict, the letter of its test (listed below)"}
+
+
+def caption(columns: list[str], left_out) -> str:
+    """The caption of a comparison table with `columns`, naming what was `left_out`."""
+    parts = [_CAPTION[c] + (", [CI] its simultaneous interval, else the ratio's"
+                            if c == "÷ run [CI]" and "intervals" not in left_out else "")
+             for c in columns if c in _CAPTION]
+    text = "; ".join(parts)
+    return text + (f"; left out at this width: {', '.join(left_out)} (a wider COLUMNS or --json shows "
+                   "them)" if left_out else "")
+
+
+def setting_rows(changes: list) -> list[dict]:
+    """Leaderboard-like rows (label and optimizer name) of changes, for ``setting_keys``."""
+    return [{"optimizer": c.optimizer, "optimizer_name": c.key.get("optimizer", c.optimizer)} for c in changes]
+
+
+def _groups(changes: list) -> list[tuple[str, str, list]]:
+    """Consecutive changes of one problem and setting: (problem, setting label, changes)."""
+    out: list = []
+    for c in changes:
+        if out and out[-1][:2] == (c.problem, c.optimizer):
+            out[-1][2].append(c)
+        else:
+            out.append((c.problem, c.optimizer, [c]))
+    return out
+
+
+def _cells(c, keys: dict, tests: dict, left_out) -> dict:
+    """The cells of one change by column (the optimizer cell left to the caller)."""
+    from rich.text import Text
+
+    from .tables import display_name
+
+    verdict = Text(c.verdict, style=_COLOURS.get(c.verdict, ""))
+    verdict.append(f" {tests[c.test]}", style="dim")
+    return {"optimizer": display_name(setting_rows([c])[0], keys), "quantity": c.quantity,
+            "base": fmt(c.base), "head": fmt(c.head), "ratio": _ratio(c),
+            "÷ run [CI]": _relative(c, "intervals" not in left_out),
+            "p": "—" if c.p_value is None else f"{c.p_value:.3g}", "n": f"{c.n}{'' if c.paired else ' u'}",
+            "verdict": verdict}
+
+
+def _columns(tables: list[list], keys: dict, tests: dict, left_out) -> list[str]:
+    """The columns shown with `left_out`: none of its parts, nor a column empty in every table."""
+    from .tables import text_width
+
+    dropped = {col for part in left_out for col in _DROPS[part]}
+    rows = [_cells(c, keys, tests, left_out) for changes in tables for c in changes]
+    if all(r["÷ run [CI]"] == "—" for r in rows):
+        dropped.add("÷ run [CI]")
+    return [col for col in COLUMNS if col not in dropped and (col in ("optimizer", "quantity")
+                                                               or text_width([r[col] for r in rows]) > 0)]
+
+
+def _name_widths(changes: list, keys: dict, tests: dict, left_out, width: int) -> tuple[int, int, bool]:
+    """(optimizer column width, quantity column width, whether the table fits) for `changes`
+    with the parts `left_out` in a terminal `width` columns wide: the short names whole where
+    they can be, problem names (on rows of their own) broken first, then quantities."""
+    from .tables import table_width, text_width
+
+    columns = _columns([changes], keys, tests, left_out)
+    rows = [_cells(c, keys, tests, left_out) for c in changes]
+    fixed = [text_width([_header(col, left_out)] + [r[col] for r in rows]) for col in columns[2:]]
+    room = width - table_width(fixed + [0, 0])
+    name_w = text_width([r["optimizer"] for r in rows] + ["optimizer"])
+    problem_w = text_width([c.problem for c in changes])
+    quantity_w = text_width([c.quantity for c in changes] + ["quantity"])
+    nw = min(max(name_w, problem_w), max(name_w, room - quantity_w), max(10, room - 8))
+    qw = min(quantity_w, room - nw)
+    return nw, qw, nw >= min(name_w, 16) and qw >= min(8, quantity_w)
+
+
+def _header(col: str, left_out) -> str:
+    return "÷ run" if col == "÷ run [CI]" and "intervals" in left_out else col
+
+
+def comparison_layout(tables: list[list], width: int, keys: dict, tests: dict) -> tuple:
+    """The parts of OPTIONAL the comparison tables (lists of Change) leave out to fit a terminal
+    `width` columns wide, the same for every table: the first of none, intervals, intervals and
+    n, ... with which each table fits."""
+    for n in range(len(OPTIONAL) + 1):
+        if all(_name_widths(t, keys, tests, OPTIONAL[:n], width)[2] for t in tables):
+            break
+    has_ci = any(c.ci for t in tables for c in t)
+    return tuple(part for part in OPTIONAL[:n] if part != "intervals" or has_ci)
+
+
+def comparison_table(changes: list, title: str, keys: dict, tests: dict, left_out=(), width: int = 200,
+                     note: str | None = None):
+    """A rich Table of bench_core.compare.Change objects for a terminal `width` columns wide, the
+    parts `left_out` (from ``comparison_layout``) left out: a row naming each problem, then one
+    row per quantity, each setting's short name (``keys``, from ``setting_keys``) on its first
+    row, numbers never broken, and after each verdict the letter of its test (``tests``)."""
     from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=escape(title), title_justify="left")
-    for name, justify in (("problem", "left"), ("optimizer", "left"), ("quantity", "left"),
-                          ("base", "right"), ("head", "right"), ("head/base", "right"),
-                          ("÷ run effect [CI] or [CI]", "right"), ("p", "right"), ("n", "right"),
-                          ("verdict", "left"), ("test", "left")):
-        table.add_column(name, justify=justify, overflow="fold")
-    colours = {"regression": "red", "improvement": "green", "changed": "yellow"}
-    for c in changes:
-        verdict = c.verdict
-        if verdict in colours:
-            verdict = f"[{colours[verdict]}]{verdict}[/{colours[verdict]}]"
-        table.add_row(escape(c.problem), escape(c.optimizer), escape(c.quantity), fmt(c.base), fmt(c.head),
-                      _ratio(c), _relative(c), "—" if c.p_value is None else f"{c.p_value:.3g}",
-                      f"{c.n}{'' if c.paired else ' u'}", verdict, escape(c.test))
+    from .tables import break_name
+
+    name_w, quantity_w, _ = _name_widths(changes, keys, tests, left_out, width)
+    columns = _columns([changes], keys, tests, left_out)
+    table = Table(title=escape(title), title_justify="left", caption=escape(note) if note else None,
+                  caption_justify="left")
+    for col in columns:
+        table.add_column(_header(col, left_out), no_wrap=True,
+                         justify="left" if col in ("optimizer", "quantity", "verdict") else "right")
+    problem = None
+    for i, (prob, _, group) in enumerate(_groups(changes)):
+        if i:
+            table.add_section()
+        if prob != problem:
+            table.add_row(Text("\n".join(break_name(prob, name_w, "._ ")), style="bold"))
+            problem = prob
+        for j, c in enumerate(group):
+            cells = _cells(c, keys, tests, left_out)
+            name = "\n".join(break_name(cells["optimizer"], name_w, "._ ")) if j == 0 else ""
+            quantity = "\n".join(break_name(c.quantity, quantity_w))
+            table.add_row(Text(name), Text(quantity), *[
+                cells[col] if isinstance(cells[col], Text) else Text(cells[col]) for col in columns[2:]])
     return table
 
 
 def print_comparison(cmp, base: str, head: str, console, show_all: bool = False) -> None:
     """Print `bench compare`: provenance, run effects, success and times per key (every quantity
-    with show_all), then the flagged changes and a summary line."""
+    with show_all), then the flagged changes, fitted to the console's width, the settings
+    behind the short names, the tests behind the letters, and a summary line."""
     from rich.markup import escape
 
     from ..compare import TIME_QUANTITIES
+    from .tables import footnote_keys, legend_line, print_legend, setting_keys, settings_legend
 
     console.print(f"base: {escape(base)}  head: {escape(head)}  keys shared: {cmp.keys_shared}, "
                   f"only in base: {cmp.keys_only_base}, only in head: {cmp.keys_only_head}", highlight=False)
@@ -130,13 +243,23 @@ def print_comparison(cmp, base: str, head: str, console, show_all: bool = False)
     for e in cmp.run_effects:
         console.print(f"run effect of {e.quantity} (machine-speed factor, median head/base over {e.n} key(s)): "
                       f"×{fmt(e.ratio)}, {e.verdict}: {escape(e.test)}", highlight=False)
-    main = [c for c in cmp.changes if c.quantity == "success_rate" or c.quantity in TIME_QUANTITIES]
-    console.print(comparison_table(cmp.changes if show_all else main,
-                                   "all quantities" if show_all else "success rate and times"))
+    main = cmp.changes if show_all else [c for c in cmp.changes
+                                         if c.quantity == "success_rate" or c.quantity in TIME_QUANTITIES]
     flagged = cmp.flagged
+    shown = [t for t in (main, flagged) if t]
+    keys = setting_keys(setting_rows([c for t in shown for c in t]))
+    tests = footnote_keys(c.test for t in shown for c in t)
+    left_out = comparison_layout(shown, console.width, keys, tests)
+    if main:
+        console.print(comparison_table(main, "all quantities" if show_all else "success rate and times",
+                                       keys, tests, left_out, console.width,
+                                       caption(_columns([main], keys, tests, left_out), left_out)))
     if flagged:
         console.print(comparison_table(flagged, f"flagged: beyond the noise and ±{cmp.threshold:.0%}, or "
-                                                "deterministic values that changed"))
+                                                "deterministic values that changed", keys, tests, left_out,
+                                       console.width))
+    print_legend(console, "settings", settings_legend(keys))
+    print_legend(console, "tests", [legend_line(key, text) for text, key in tests.items()])
     changed = sum(c.verdict == "changed" for c in cmp.changes)
     console.print(f"{len(cmp.regressions)} regression(s), {len(cmp.improvements)} improvement(s), "
                   f"{changed} changed (alpha {cmp.alpha}, threshold {cmp.threshold:.0%}; ratios are "

@@ -68,25 +68,88 @@ def _fmt(v) -> str:
     return f"{v:.4g}"
 
 
+#: Columns of a history table, in order; "mean ± std" is left out where it does not fit.
+COLUMNS = ("commit", "directory", "seeds", "median", "mean ± std", "change", "flag")
+_STYLES = {"worse": "red", "better": "green", "changed": "yellow", "noise": "magenta"}
+
+
+def common_parent(sources: list[str]) -> str:
+    """The directory that holds every results directory of `sources` ("" when none does, e.g. for
+    run ids or a mix of absolute and relative paths)."""
+    import os
+
+    parents = [os.path.dirname(s.rstrip("/")) for s in sources]
+    if not parents or "" in parents or len({os.path.isabs(p) for p in parents}) > 1:
+        return ""
+    common = os.path.commonpath(parents)
+    return "" if common in ("", ".") else common
+
+
+def _cells(p, notes: dict, parent: str) -> dict:
+    """The cells of one point by column."""
+    from rich.text import Text
+
+    change = "—" if p.change is None else (f"{p.change:+.1%}" if math.isfinite(p.change) else "new")
+    flag = Text(p.flag, style=_STYLES.get(p.flag, ""))
+    if p.note:
+        flag.append(f" {notes[p.note]}" if p.flag else notes[p.note], style="dim")
+    source = p.source[len(parent):].lstrip("/") if parent else p.source
+    return {"commit": p.key, "directory": source, "seeds": f"{p.seeds} ({p.reached})", "median": _fmt(p.median),
+            "mean ± std": f"{_fmt(p.mean)} ± {_fmt(p.std)}" if p.by_seed else "—", "change": change, "flag": flag}
+
+
+def history_layout(series: list, width: int, notes: dict, parent: str) -> tuple[tuple, int]:
+    """(the columns left out, the directory column's width) for the history tables of `series`
+    in a terminal `width` columns wide: numbers never broken, directories broken after '/', '-',
+    '_' or '.', the "mean ± std" column left out when the directories would be narrower than
+    their header."""
+    from .tables import table_width, text_width
+
+    rows = [_cells(p, notes, parent) for s in series for p in s.points]
+    dir_w = text_width([r["directory"] for r in rows] + ["directory"])
+    for left_out in ((), ("mean ± std",)):
+        fixed = [text_width([c] + [r[c] for r in rows]) for c in COLUMNS if c != "directory" and c not in left_out]
+        room = width - table_width(fixed + [0])
+        if room >= min(dir_w, 9):  # "directory" whole
+            break
+    return left_out, max(1, min(dir_w, room))
+
+
 def print_history(series: list, console, ordering: str, subjects: dict | None = None) -> None:
-    """One table per series: commit, directory, seeds (reached target), median, mean ± std,
-    change against the previous point, flag, how it was compared, commit subject."""
+    """One table per series (commit, directory, seeds (reached target), median, mean ± std,
+    change against the previous point, flag and the letter of how it was compared), fitted to
+    the console's width; then how each letter compared and each commit's subject, once."""
     from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
+
+    from .tables import break_name, footnote_keys, legend_line, print_legend
 
     subjects = subjects or {}
-    for s in series:
+    points = [p for s in series for p in s.points]
+    notes = footnote_keys(p.note for p in points if p.note)
+    parent = common_parent([p.source for p in points])
+    left_out, dir_w = history_layout(series, console.width, notes, parent)
+    explained = ["seeds: trials (that reached the target)",
+                 "change: against the point before, over paired seeds",
+                 "after each flag, the letter of how it was compared (listed below)"]
+    if parent:
+        explained.insert(0, f"directories in {parent}/")
+    if left_out:
+        explained.append(f"left out at this width: {', '.join(left_out)} (a wider COLUMNS or --plot shows the spread)")
+    columns = [c for c in COLUMNS if c not in left_out]
+    for i, s in enumerate(series):
         table = Table(title=escape(f"{s.problem} · {s.optimizer} · {s.metric} (commits in {ordering} order)"),
-                      title_justify="left")
-        for col, justify in (("commit", "left"), ("directory", "left"), ("seeds (target)", "right"),
-                             ("median", "right"), ("mean ± std", "right"), ("change", "right"),
-                             ("flag", "left"), ("compared", "left"), ("subject", "left")):
-            table.add_column(col, justify=justify, overflow="fold")
+                      title_justify="left", caption="; ".join(explained) if i == len(series) - 1 else None,
+                      caption_justify="left")
+        for col in columns:
+            table.add_column(col, justify="left" if col in ("commit", "directory", "flag") else "right",
+                             no_wrap=True)
         for p in s.points:
-            style = {"worse": "red", "better": "green", "changed": "yellow", "noise": "magenta"}.get(p.flag, "")
-            flag = f"[{style}]{p.flag}[/{style}]" if style else ""
-            change = "—" if p.change is None else (f"{p.change:+.1%}" if math.isfinite(p.change) else "new")
-            table.add_row(p.key, escape(p.source), f"{p.seeds} ({p.reached})", _fmt(p.median),
-                          f"{_fmt(p.mean)} ± {_fmt(p.std)}" if p.by_seed else "—", change, flag,
-                          escape(p.note), escape(subjects.get(p.commit, "")))
+            cells = _cells(p, notes, parent)
+            cells["directory"] = "\n".join(break_name(cells["directory"], dir_w, "/-_."))
+            table.add_row(*[cells[c] if isinstance(cells[c], Text) else Text(cells[c]) for c in columns])
         console.print(table)
+    print_legend(console, "compared", [legend_line(key, note) for note, key in notes.items()])
+    shown = {p.key: subjects[p.commit] for p in points if subjects.get(p.commit)}
+    print_legend(console, "commits", [legend_line(key, subject) for key, subject in shown.items()])

@@ -40,23 +40,70 @@ def display_name(row: dict, keys: dict[str, str]) -> str:
     return f"{row.get('optimizer_name') or row['optimizer']} {key}" if key else row["optimizer"]
 
 
-def _break_name(name: str, width: int) -> list[str]:
-    """`name` in pieces of at most `width` characters, broken after '.' or '_' where possible."""
+def break_name(name: str, width: int, seps: str = "._") -> list[str]:
+    """`name` in pieces of at most `width` characters, broken after one of `seps` where possible
+    (a space where broken is dropped)."""
     pieces, rest = [], name
     while len(rest) > width:
-        cut = max(rest.rfind(".", 0, width), rest.rfind("_", 0, width))
+        cut = max(rest.rfind(s, 0, width) for s in seps)
         cut = cut + 1 if cut > 0 else width
-        pieces.append(rest[:cut])
-        rest = rest[cut:]
+        pieces.append(rest[:cut].rstrip(" "))
+        rest = rest[cut:].lstrip(" ")
     return pieces + [rest] if rest else pieces
+
+
+def stacked_cells(pieces: list[str], n_rows: int) -> list[str]:
+    """`pieces` over the cells of `n_rows` consecutive rows, one per row, the last row holding
+    what remains (one piece a line)."""
+    cells = pieces[:n_rows - 1] + ["\n".join(pieces[n_rows - 1:])]
+    return cells + [""] * (n_rows - len(cells))
+
+
+def table_width(widths: list[int]) -> int:
+    """How wide a rich Table in the default box is with columns `widths` characters wide: each
+    column's cells, a space either side and a border."""
+    return sum(widths) + 3 * len(widths) + 1
+
+
+def text_width(cells) -> int:
+    """The widest line among `cells` (str or rich Text)."""
+    return max([len(line) for c in cells for line in (c.plain if isinstance(c, Text) else c).split("\n")],
+               default=0)
+
+
+def footnote_keys(texts) -> dict[str, str]:
+    """Letters for texts that repeat down a table, in order of first appearance: text -> a, b, …,
+    z, aa, ab, …"""
+    keys: dict[str, str] = {}
+    for text in texts:
+        if text not in keys:
+            n, key = len(keys), ""
+            while True:
+                key = chr(ord("a") + n % 26) + key
+                n = n // 26 - 1
+                if n < 0:
+                    break
+            keys[text] = key
+    return keys
+
+
+def print_legend(console: Console, title: str, lines: list[Text]) -> None:
+    """`title:` then one line per entry (each from ``legend_line``), under a table."""
+    if lines:
+        console.print(f"{title}:", highlight=False)
+        for line in lines:
+            console.print(line, highlight=False)
+
+
+def legend_line(key: str, text: str) -> Text:
+    """``key  text``: one entry of a legend under a table, the key in bold."""
+    return Text.assemble((key, "bold"), "  ", text)
 
 
 def _problem_cells(problem: str, metric: str | None, n_rows: int, width: int) -> list[str]:
     """The problem column's cells for a problem's `n_rows` rows: its name (broken to `width`)
     then its metric in parentheses, one piece per row, the last row holding what remains."""
-    pieces = _break_name(problem, width) + ([f"({metric})"] if metric else [])
-    cells = pieces[:n_rows - 1] + ["\n".join(pieces[n_rows - 1:])]
-    return cells + [""] * (n_rows - len(cells))
+    return stacked_cells(break_name(problem, width) + ([f"({metric})"] if metric else []), n_rows)
 
 
 def _ci_text(pair) -> str:
@@ -81,7 +128,7 @@ def leaderboard_table(rows: list[dict], title: str = "Leaderboard", width: int =
     for with_ci in (True, False):
         cells = _leaderboard_cells(rows, keys, with_ci)
         others = [max([len(h)] + [len(c[i].plain) for c in cells]) for i, h in enumerate(_HEADERS[1:], 1)]
-        problem_width = max(10, min(28, width - (3 * len(_HEADERS) + 1) - sum(others)))
+        problem_width = max(10, min(28, width - table_width(others + [0])))
         if not with_ci or problem_width >= min(20, max(len(r["problem"]) for r in rows)):
             break
     caption = LEADERBOARD_CAPTION.format(ci=" [bootstrap 95% interval]" if with_ci else "")
@@ -136,8 +183,7 @@ def _leaderboard_cells(rows: list[dict], keys: dict[str, str], with_ci: bool) ->
 
 def settings_legend(keys: dict[str, str]) -> list[Text]:
     """One line per settings key: ``#n  optimizer(hparams)``, the whole label as stored."""
-    return [Text.assemble((key, "bold"), "  ", label) for label, key in sorted(keys.items(),
-                                                                              key=lambda kv: int(kv[1][1:]))]
+    return [legend_line(key, label) for label, key in sorted(keys.items(), key=lambda kv: int(kv[1][1:]))]
 
 
 def print_leaderboard(rows: list[dict], console: Console | None = None,
@@ -150,10 +196,7 @@ def print_leaderboard(rows: list[dict], console: Console | None = None,
         return {}
     keys = setting_keys(rows)
     console.print(leaderboard_table(rows, title, width=console.width, keys=keys))
-    if keys:
-        console.print("settings:", highlight=False)
-        for line in settings_legend(keys):
-            console.print(line, highlight=False)
+    print_legend(console, "settings", settings_legend(keys))
     errors = sorted({(r["problem"], r["optimizer"], e) for r in rows for e in r["errors"]})
     for problem, opt, err in errors[:20]:
         console.print(Text.assemble((f"{problem} {opt}:", "red"), " ", err), highlight=False)
@@ -193,7 +236,7 @@ def tuning_table(rows: list[dict], keys: dict[str, str] | None = None, width: in
     problem_width = max(10, min(28, width // 4))
     for r in rows:
         chosen = f"{r['selection_metric']}={fmt(r['best_value'])}" if r["selection_metric"] else "—"
-        table.add_row(Text("\n".join(_break_name(r["problem"], problem_width))), Text(r["optimizer"]),
+        table.add_row(Text("\n".join(break_name(r["problem"], problem_width))), Text(r["optimizer"]),
                       Text(keys.get(r["best_label"], r["best_label"])), Text(chosen),
                       Text(fmt(r["best_time_to_target_s"])),
                       Text(f"{r['settings_reaching_target']}/{r['settings']}"))
