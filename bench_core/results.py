@@ -19,11 +19,11 @@ GLOB matched against the problem or the optimizer name.
 """
 from __future__ import annotations
 
-import fnmatch
 from pathlib import Path
 from typing import NamedTuple
 
 from .errors import BenchInputError
+from .filters import matcher
 
 #: The trial columns each curve point carries beside its own (trial_id, step, time_s, metric, value).
 CURVE_TRIAL_COLUMNS = ("problem", "problem_params", "optimizer", "hparams", "label", "seed", "dtype",
@@ -136,23 +136,8 @@ def filter_trials(trials, filters: list[str]):
     the module docstring); BenchInputError for a filter with another key."""
     if not filters or not len(trials):
         return trials
-    keep = [True] * len(trials)
-    problems, optimizers = trials["problem"].astype(str).tolist(), trials["optimizer"].astype(str).tolist()
-    seeds = [str(s) for s in trials["seed"].tolist()]
-    for f in filters:
-        key, sep, pattern = f.partition("=")
-        if not sep:
-            key, pattern = "", f
-        if key not in ("", "problem", "optimizer", "seed"):
-            raise BenchInputError(f"--filter {f}: key must be problem, optimizer or seed")
-        for i in range(len(keep)):
-            if key == "seed":
-                ok = seeds[i] == pattern
-            elif key:
-                ok = fnmatch.fnmatchcase(problems[i] if key == "problem" else optimizers[i], pattern)
-            else:
-                ok = fnmatch.fnmatchcase(problems[i], pattern) or fnmatch.fnmatchcase(optimizers[i], pattern)
-            keep[i] = keep[i] and ok
+    match = matcher(filters)
+    keep = [match(str(p), str(o), s) for p, o, s in zip(trials["problem"], trials["optimizer"], trials["seed"])]
     out = trials[keep]
     out.attrs = dict(trials.attrs)
     return out

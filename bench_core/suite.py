@@ -7,7 +7,6 @@ the file and the key.
 """
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import itertools
 import math
@@ -25,6 +24,7 @@ import torch
 
 from . import code_identity
 from .errors import BenchInputError
+from .filters import matcher
 from .hparams import problems as hparam_problems
 from .parametrization import rule_error
 from .registry import Registry, get_registry
@@ -181,20 +181,8 @@ def sweep_grid(v: _Validator, entry: dict, where: str) -> list[dict]:
 def apply_filters(trials: list[Trial], filters: list[str]) -> list[Trial]:
     """Keep trials matching every filter: ``problem=GLOB``, ``optimizer=GLOB``, ``seed=N``,
     or a bare GLOB matched against the problem or the optimizer name."""
-    for f in filters:
-        key, sep, pattern = f.partition("=")
-        if not sep:
-            key, pattern = "", f
-        if key not in ("", "problem", "optimizer", "seed"):
-            raise BenchInputError(f"--filter {f}: key must be problem, optimizer or seed")
-        if key == "seed":
-            trials = [t for t in trials if str(t.seed) == pattern]
-        elif key:
-            trials = [t for t in trials if fnmatch.fnmatchcase(getattr(t, key), pattern)]
-        else:
-            trials = [t for t in trials if fnmatch.fnmatchcase(t.problem, pattern)
-                      or fnmatch.fnmatchcase(t.optimizer, pattern)]
-    return trials
+    match = matcher(filters)
+    return [t for t in trials if match(t.problem, t.optimizer, t.seed)]
 
 
 # --------------------------------------------------------------------------- checks
