@@ -28,6 +28,7 @@ training time reported apart (counter ``training_time_ms``, metric ``training_ti
 """
 from __future__ import annotations
 
+import copy
 import functools
 import time
 
@@ -167,16 +168,19 @@ class DeepCD(Solver):
 
     def _setup(self, system: bench_core.LinearSystem) -> None:
         feats, _, d = scaled_features(grid_stencil(system.scipy()))
+        device = system.b.device
         self.n = d.shape[0]
-        self.feats = torch.tensor(feats[None], dtype=torch.float32)
+        self.feats = torch.tensor(feats[None], dtype=torch.float32, device=device)
         self.inv_root = torch.from_numpy(1.0 / np.sqrt(d.ravel())).to(system.b)
+        # the cached net is shared: a copy on another device (CUDA), the net itself on the CPU
+        self.run_net = self.net if device.type == "cpu" else copy.deepcopy(self.net).to(device)
 
     def propose(self, r: torch.Tensor) -> torch.Tensor:
         """q = D^{-1/2} f(D^{-1/2} r / ‖·‖): the network's direction for residual r."""
         rt = (r * self.inv_root).to(torch.float32)
         rt = rt / torch.linalg.vector_norm(rt)
         with torch.no_grad():
-            q = self.net(rt.view(1, self.n, self.n), self.feats).reshape(-1)
+            q = self.run_net(rt.view(1, self.n, self.n), self.feats).reshape(-1)
         self.bench_counters["network_evals"] += 1
         return q.to(r) * self.inv_root
 
