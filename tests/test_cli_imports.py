@@ -81,15 +81,18 @@ def test_import_bench_core_loads_no_torch():
     assert proc.returncode == 0, proc.stderr
 
 
-# Commands asserted torch-free and plugin-free: they read results only. compare and history take
-# metric directions from the rows' recorded `directions` column, never from the registry.
+# Commands asserted torch-free and plugin-free: they read (compact: merge) results only. compare
+# and history take metric directions from the rows' recorded `directions` column, never from the
+# registry.
 @pytest.mark.parametrize("args, expect", [
     (("--help",), "Benchmark optimizers and solvers."),
     (("show", "res"), "leaderboard (res)"),
     (("report", "res", "-o", "report.html"), "report: report.html"),
     (("compare", "res", "res"), "0 regression(s)"),
     (("history", "res"), "synthetic.quadratic"),
-], ids=["help", "show", "report", "compare", "history"])
+    (("sql", "res", "select optimizer, count(*) as trials from trials group by 1"), "torch.sgd"),
+    (("compact", "res"), "res: generation 1: 2 trial(s)"),  # last: it rewrites res (readers follow)
+], ids=["help", "show", "report", "compare", "history", "sql", "compact"])
 def test_analysis_commands_load_no_torch_and_no_plugin(results, args, expect):
     proc, report = _probe(*args, cwd=results)
     assert report["rc"] == 0, proc.stderr
