@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))  # benchmarks/ is a folder of the repository, not 
 
 from benchmarks.large_results import generate, trial_rows  # noqa: E402
 
-N = 50  # 1 problem x 10 optimizers x 1 setting x 5 seeds
+N = 50  # 1 problem x 10 optimizers x 1 setting x 5 seeds (benchmarks.large_results.study_shape)
 
 
 @pytest.fixture
@@ -262,7 +262,7 @@ def test_a_run_beside_compactions_then_resume_skips_every_trial(tmp_path, capsys
     while proc.poll() is None:
         compaction.compact(out)
         compactions += 1
-        time.sleep(0.05)
+        time.sleep(0.3)
     stdout, stderr = proc.communicate()
     assert proc.returncode == 0, stderr
     assert compactions > 1
@@ -270,8 +270,9 @@ def test_a_run_beside_compactions_then_resume_skips_every_trial(tmp_path, capsys
     assert len(trials) == 6 and trials["trial_id"].is_unique
     compaction.compact(out)
     assert verify_dir(out).clean and store._own_files(out / "trials") == []
-    assert main(["run", str(suite), "--out", str(out)]) == 0
-    assert "6 trial(s) already complete" in capsys.readouterr().out
+    assert main(["run", str(suite), "--out", str(out), "--compact"]) == 0
+    printed = capsys.readouterr().out
+    assert "6 trial(s) already complete" in printed and "compacted: 6 trial(s)" in printed
     assert store._own_files(out / "trials") == []  # nothing ran again
     keys = store.completed_keys(out)
     assert len(keys) == 6 and set(keys.values()) == set(trials["trial_id"])

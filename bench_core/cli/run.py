@@ -18,6 +18,8 @@ def add_parser(sub) -> None:
                    help="CPU threads per trial, for torch and the BLAS (default: the suite's, else 1)")
     p.add_argument("--reuse-stale", action="store_true",
                    help="reuse results of the same trials made by other code instead of rerunning them")
+    p.add_argument("--compact", action="store_true",
+                   help="merge the directory's per-trial files into compacted files at the end (bench compact)")
     p.set_defaults(func=run_run_command)
 
 
@@ -56,6 +58,15 @@ def run_run_command(args) -> int:
     if summary.skipped - len(summary.reused_stale) > 0:
         console.print(f"{summary.skipped - len(summary.reused_stale)} trial(s) already complete in {out} "
                       "(same trial, same code): skipped", markup=False)
+    if args.compact:
+        from ..compaction import CompactionBusy, compact
+
+        try:
+            r = compact(out)
+            console.print(f"compacted: {r.trials} trial(s) in {out}/trials/compacted-{r.generation:06d}.parquet",
+                          markup=False, highlight=False)
+        except CompactionBusy as exc:
+            console.print(f"warning: {exc}: not compacted", markup=False, highlight=False)
     df = read_trials(out, trial_ids=summary.result_ids)
     print_leaderboard_and_summary(df, console, title=f"{suite.name}: leaderboard ({out})")
     console.print(f"results: {out}/trials/*.parquet, {out}/curves/*.parquet", markup=False, highlight=False)
