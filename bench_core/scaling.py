@@ -156,6 +156,34 @@ class PowerLawFit:
                 "n_sizes": self.n_sizes, "n_boot": self.n_boot}
 
 
+def _batched_lm(P: np.ndarray, evaluate, project, iters: int, lam0: float = 1e-2, weights=None,
+                ridge: float = 1e-12) -> tuple[np.ndarray, np.ndarray]:
+    """Levenberg–Marquardt on B problems at once: `evaluate(P)` gives (cost (B,), residuals
+    (B, n), Jacobian (B, n, p)) at parameters P (B, p); `project` maps a step into the bounds;
+    `weights(r)` (optional) reweights the residuals (iteratively reweighted least squares, e.g.
+    for a Huber cost); a step is kept only when it lowers the cost. Returns (P, cost)."""
+    P = P.astype(float).copy()
+    lam = np.full(len(P), lam0)
+    eye = np.eye(P.shape[1])
+    cost, r, J = evaluate(P)
+    for _ in range(iters):
+        W = np.ones_like(r) if weights is None else weights(r)
+        A = np.einsum("bni,bn,bnj->bij", J, W, J)
+        g = np.einsum("bni,bn->bi", J, W * r)
+        A_d = A + lam[:, None, None] * np.einsum("bii->bi", A)[:, :, None] * eye + ridge * eye
+        trial = project(P + np.linalg.solve(A_d, -g[..., None])[..., 0])
+        new_cost, new_r, new_J = evaluate(trial)
+        better = np.isfinite(new_cost) & (new_cost < cost)
+        P = np.where(better[:, None], trial, P)
+        cost = np.where(better, new_cost, cost)
+        r = np.where(better[:, None], new_r, r)
+        J = np.where(better[:, None, None], new_J, J)
+        lam = np.where(better, np.maximum(lam / 3, 1e-9), np.minimum(lam * 4, 1e12))
+        if np.all(lam >= 1e12):
+            break
+    return P, cost
+
+
 def _power_fit_batch(X: np.ndarray, Y: np.ndarray, offset: bool, iters: int = 60) -> np.ndarray:
     """(B, 3) of (log a, alpha, c) minimizing sum (log(a x^-alpha + c) - log y)² for each of B
     samples (rows of X, Y; x relative to a reference size), by a damped Gauss–Newton
@@ -169,7 +197,6 @@ def _power_fit_batch(X: np.ndarray, Y: np.ndarray, offset: bool, iters: int = 60
     s, i = _slopes(lx, np.log(Y - c[:, None]))
     p = np.stack([i, np.clip(-s, 1e-3, None), c], axis=1)
     p = np.where(np.isfinite(p), p, np.array([0.0, 0.5, 0.0]))
-    lam = np.full(len(p), 1e-2)
 
     def cost_jac(p):
         t = np.exp(p[:, :1] - p[:, 1:2] * lx)
@@ -182,22 +209,7 @@ def _power_fit_batch(X: np.ndarray, Y: np.ndarray, offset: bool, iters: int = 60
         p[:, 1] = np.clip(p[:, 1], 0.0, 10.0)
         p[:, 2] = np.clip(p[:, 2], 0.0, ymin * (1 - 1e-9))
         return p
-    cost, r, J = cost_jac(p)
-    eye = np.eye(3)
-    for _ in range(iters):
-        A = np.einsum("bni,bnj->bij", J, J)
-        g = np.einsum("bni,bn->bi", J, r)
-        A_d = A + lam[:, None, None] * np.einsum("bii->bi", A)[:, :, None] * eye + 1e-12 * eye
-        step = np.linalg.solve(A_d, -g[..., None])[..., 0]
-        trial = project(p + step)
-        new_cost, new_r, new_J = cost_jac(trial)
-        better = np.isfinite(new_cost) & (new_cost < cost)
-        p = np.where(better[:, None], trial, p)
-        cost = np.where(better, new_cost, cost)
-        r = np.where(better[:, None], new_r, r)
-        J = np.where(better[:, None, None], new_J, J)
-        lam = np.where(better, np.maximum(lam / 3, 1e-9), np.minimum(lam * 4, 1e12))
-    return p
+    return _batched_lm(p, cost_jac, project, iters)[0]
 
 
 def power_law_fit(x, y, strata=None, offset: bool | None = None, n_boot: int = 300, seed: int = 0) -> PowerLawFit:
@@ -215,7 +227,7 @@ def power_law_fit(x, y, strata=None, offset: bool | None = None, n_boot: int = 3
     if sizes < need:
         raise ValueError(f"a power law{' with offset' if offset else ''} needs at least {need} sizes, got {sizes}")
     ref = float(np.exp(np.log(x).mean()))
-    la, alpha, c = _power_fit_batch((x / ref)[None], y[None], offset)[0]
+    la, alpha, c = (float(v) for v in _power_fit_batch((x / ref)[None], y[None], offset)[0])
     if len(x) <= need:  # as many points as parameters: an exact fit, no interval
         return PowerLawFit(math.exp(la) * ref ** alpha, alpha, c, offset, (math.nan, math.nan),
                            (math.nan, math.nan) if offset else (0.0, 0.0), len(x), sizes, 0)
@@ -288,15 +300,11 @@ _LM_HIGH = np.array([60.0, 60.0, 10.0, 5.0, 5.0])
 
 
 def _chinchilla_lm(P: np.ndarray, lN: np.ndarray, lD: np.ndarray, lL: np.ndarray, delta: float,
-                   iters: int = 300) -> np.ndarray:
+                   iters: int = 300) -> tuple[np.ndarray, np.ndarray]:
     """(B, 5) parameters (a, b, e, alpha, beta) minimizing the Huber loss of the log-sum-exp
     form for B problems at once (rows of lN, lD, lL) from starts P: Levenberg–Marquardt on the
     iteratively reweighted least squares of the Huber loss (weights min(1, δ/|r|)), a step
     taken only when it lowers the Huber loss."""
-    P = P.astype(float).copy()
-    lam = np.full(len(P), 1e-3)
-    eye = np.eye(5)
-
     def evaluate(P):
         t = _lse_terms(P, lN, lD)
         m = t.max(-1, keepdims=True)
@@ -306,24 +314,8 @@ def _chinchilla_lm(P: np.ndarray, lN: np.ndarray, lD: np.ndarray, lL: np.ndarray
         r = pred - lL
         J = np.stack([w[..., 0], w[..., 1], w[..., 2], -w[..., 0] * lN, -w[..., 1] * lD], axis=-1)
         return _huber(r, delta).sum(-1), r, J
-    cost, r, J = evaluate(P)
-    for _ in range(iters):
-        W = np.minimum(1.0, delta / np.maximum(np.abs(r), 1e-300))
-        A = np.einsum("bni,bn,bnj->bij", J, W, J)
-        g = np.einsum("bni,bn->bi", J, W * r)
-        A_d = A + lam[:, None, None] * np.einsum("bii->bi", A)[:, :, None] * eye + 1e-10 * eye
-        step = np.linalg.solve(A_d, -g[..., None])[..., 0]
-        trial = np.clip(P + step, _LM_LOW, _LM_HIGH)
-        new_cost, new_r, new_J = evaluate(trial)
-        better = np.isfinite(new_cost) & (new_cost < cost)
-        P = np.where(better[:, None], trial, P)
-        cost = np.where(better, new_cost, cost)
-        r = np.where(better[:, None], new_r, r)
-        J = np.where(better[:, None, None], new_J, J)
-        lam = np.where(better, np.maximum(lam / 3, 1e-9), np.minimum(lam * 4, 1e12))
-        if np.all(lam >= 1e12):
-            break
-    return P, cost
+    return _batched_lm(P, evaluate, lambda Q: np.clip(Q, _LM_LOW, _LM_HIGH), iters, lam0=1e-3,
+                       weights=lambda r: np.minimum(1.0, delta / np.maximum(np.abs(r), 1e-300)), ridge=1e-10)
 
 
 def chinchilla_fit(N, D, L, n_boot: int = 100, seed: int = 0, delta: float = HUBER_DELTA) -> ChinchillaFit:
