@@ -322,3 +322,12 @@ def test_analysis_is_identical_before_and_after_compaction(tmp_path):
     compaction.compact(base)
     compaction.compact(head)
     assert repr(results()) == repr(before)
+
+
+def test_bench_compact_loads_no_torch_and_no_plugin(synthetic):
+    code = ("import sys; from bench_core.cli import main; rc = main(['compact', sys.argv[1]]); "
+            "loaded = [m for m in ('torch', 'bench_optim', 'bench_linear') if m in sys.modules]; "
+            "print('loaded:', loaded); sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code, str(synthetic)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "loaded: []" in proc.stdout and store.current_generation(synthetic) == 1
