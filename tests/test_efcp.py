@@ -115,3 +115,20 @@ def test_compressed_mfac_decreases_the_loss(compression, kw):
         opt.step(closure)
     with torch.no_grad():
         assert float(loss_fn(everything)) < 0.6 * start
+
+
+def test_efcp_memory_benchmark_prints_bytes_against_the_uncompressed_window(capsys):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ is a folder of the repository
+    from benchmarks import efcp_memory
+
+    assert efcp_memory.main(["--param", "width=16", "--max-steps", "10", "--eval-every", "5", "--num-grads", "4",
+                             "--densities", "0.1", "--ranks", "1", "--target", "val_accuracy=0.99"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0] + (line.split()[1] if line.startswith(("topk", "lowrank")) else ""): line.split()
+            for line in lines[2:]}
+    assert set(rows) == {"none", "topkdensity=0.1", "lowrankrank=1"}
+    assert rows["none"][-1] == "1.0x" and float(rows["topkdensity=0.1"][-1].rstrip("x")) > 2.0
+    assert efcp_memory.main(["--target", "val_accuracy"]) == 2
