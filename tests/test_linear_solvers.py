@@ -24,8 +24,22 @@ from bench_pde.poisson import poisson2d, poisson3d
 
 SPECS = {s.name: s for s in bench_optimizers()}
 SYMMETRIC_ONLY = {"linear.cg", "linear.pcg", "linear.minres", "linear.chebyshev", "linear.poly_gm",
-                  "scipy.cg", "scipy.minres", "pyamg.sa_cg", "pyamg.rs_cg"}
+                  "scipy.cg", "scipy.minres", "pyamg.sa_cg", "pyamg.rs_cg",
+                  "linear.learned_pcg", "linear.deep_cd"}
+#: The learned solvers train their network when built: small settings here (their own tests in
+#: test_learned_linear.py check training; the defaults train for about a minute of CPU).
+LEARNED = {"linear.learned_pcg": dict(train_steps=20, width=8, depth=2, train_grid=8),
+           "linear.deep_cd": dict(train_steps=30, width=4, train_grid=8)}
 ALL = sorted(SPECS)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _weights_cache(tmp_path_factory):
+    """Trained weights go to a temporary cache, never the user's."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("BENCH_CORE_CACHE_DIR", str(tmp_path_factory.mktemp("weights")))
+    yield
+    mp.undo()
 
 
 def first(problem) -> bench_core.LinearSystem:
@@ -64,7 +78,7 @@ def nonsym():
 
 @pytest.mark.parametrize("name", ALL)
 def test_solution_matches_scipy_direct_solve(name, spd, nonsym):
-    hp = {"omega": 1.6} if name in ("linear.sor", "linear.ssor") else {}
+    hp = {"omega": 1.6} if name in ("linear.sor", "linear.ssor") else LEARNED.get(name, {})
     for system in (spd, nonsym):
         if name in SYMMETRIC_ONLY and system is nonsym:
             continue
@@ -222,7 +236,7 @@ def registry():
 def _trial(problem, optimizer, params, budget, targets, registry):
     spec = registry.problem(problem)
     return Trial(suite="t", problem=problem, params={**spec.params, **params}, kind="linear_system",
-                 optimizer=optimizer, hparams={}, seed=0, device="cpu", dtype="float64",
+                 optimizer=optimizer, hparams=dict(LEARNED.get(optimizer, {})), seed=0, device="cpu", dtype="float64",
                  budget=budget, targets=targets, eval={})
 
 
