@@ -2,15 +2,16 @@
 before and after `bench compact`, against DuckDB's own group-by on the same files (not a test;
 prints a table).
 
-    python benchmarks/large_results.py --trials 1000 10000 100000 [--points 100] [--work DIR]
+    python benchmarks/large_results.py --trials 1000 10000 [--compacted-trials 100000] [--points 100] [--work DIR]
 
 For each size it writes two results directories (base and head: the same trials, the head 10%
 slower) as `bench run` writes them (one Parquet file per trial and per curve, page checksums,
 TRIAL_SCHEMA and CURVE_SCHEMA), straight with pyarrow (no trial runs), then times each command as
-a subprocess (wall time and peak memory from the child's own rusage, ``os.wait4``) and, in the
+a subprocess (wall time, and peak memory from GNU time's %M) and, in the
 same run, the anchor: DuckDB's group-by median of time to target per problem and label over
 ``DIR/trials/*.parquet`` (and a scan of the curves), in a subprocess too. Then it compacts both
-directories and measures again.
+directories and measures again. ``--compacted-trials`` sizes are written straight in the layout
+`bench compact` leaves (writing 100,000 trial files one by one takes longer than the commands).
 """
 from __future__ import annotations
 
@@ -141,18 +142,31 @@ def generate_compacted(out: str | Path, rows: list[dict], points: int = 100) -> 
     store.ensure_root_note(out)
 
 
-def measure(cmd: list[str]) -> tuple[float, float, int]:
-    """(wall seconds, peak RSS in GB, exit code) of `cmd` run as a subprocess (its own rusage,
-    from os.wait4, so each command's peak is its own)."""
+def measure(cmd: list[str], timeout: float = 900.0) -> tuple[float, float, int]:
+    """(wall seconds, peak RSS in GB, exit code) of `cmd` run as a subprocess, killed after
+    `timeout` seconds (exit -9). The peak is /usr/bin/time's (GNU time, %M) where it is installed:
+    a forked child's own rusage would count the parent's memory at fork time too."""
+    import threading
+
+    gnu_time = Path("/usr/bin/time").exists()
+    argv = ["/usr/bin/time", "-f", "MAXRSS_KB %M", *cmd] if gnu_time else cmd
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
     err = proc.stderr.read().decode(errors="replace")
     _, status, usage = os.wait4(proc.pid, 0)
+    timer.cancel()
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
+    peak_kb = usage.ru_maxrss
+    if gnu_time:
+        lines = [ln for ln in err.splitlines() if ln.startswith("MAXRSS_KB ")]
+        peak_kb = int(lines[-1].split()[1]) if lines else float("nan")
+        err = "\n".join(ln for ln in err.splitlines() if not ln.startswith("MAXRSS_KB "))
     if proc.returncode not in (0, 1):
         print(f"  {' '.join(cmd[2:5])}: exit {proc.returncode}: {err.strip()[-300:]}", flush=True)
-    return wall, usage.ru_maxrss / 1024 ** 2, proc.returncode
+    return wall, peak_kb / 1024 ** 2, proc.returncode
 
 
 DUCKDB = """
@@ -182,6 +196,8 @@ def bench_commands(base: Path, head: Path, work: Path) -> list[tuple[str, list[s
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, nargs="+", default=[1000, 10000])
+    ap.add_argument("--compacted-trials", type=int, nargs="*", default=[],
+                    help="sizes written straight as compacted directories (timed after compaction only)")
     ap.add_argument("--points", type=int, default=100, help="curve points per trial (default 100)")
     ap.add_argument("--work", help="where to write the directories (default: a temporary folder, removed)")
     ap.add_argument("--skip", nargs="*", default=[], help="commands to leave out, e.g. 'bench report'")
@@ -189,17 +205,18 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     root = Path(a.work or tempfile.mkdtemp(prefix="large-results-"))
     print(f"load before: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} CPUs", flush=True)
-    for n in a.trials:
-        work = root / f"n{n}"
+    for n, layout in [(n, "files") for n in a.trials] + [(n, "compacted") for n in a.compacted_trials]:
+        work = root / f"n{n}-{layout}"
         shutil.rmtree(work, ignore_errors=True)
         base, head = work / "base", work / "head"
         t0 = time.perf_counter()
-        generate(base, trial_rows(n), a.points)
-        generate(head, trial_rows(n, slower=1.1, code="c0de2"), a.points)
-        print(f"\n{n} trials ({len(list((base / 'trials').iterdir()))} trial files, {a.points} curve points "
-              f"each) x 2 directories written in {time.perf_counter() - t0:.1f} s", flush=True)
-        for phase in ("per-trial files", "compacted"):
-            if phase == "compacted":
+        write = generate if layout == "files" else generate_compacted
+        write(base, trial_rows(n), a.points)
+        write(head, trial_rows(n, slower=1.1, code="c0de2"), a.points)
+        print(f"\n{n} trials ({layout}, {a.points} curve points each) x 2 directories written in "
+              f"{time.perf_counter() - t0:.1f} s", flush=True)
+        for phase in (("per-trial files", "compacted") if layout == "files" else ("compacted",)):
+            if phase == "compacted" and layout == "files":
                 for d in (base, head):
                     wall, peak, rc = measure([sys.executable, "-m", "bench_core.cli", "compact", str(d)])
                     print(f"  bench compact {d.name}: {wall:.2f} s, {peak:.2f} GB (exit {rc})", flush=True)
