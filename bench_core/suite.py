@@ -28,7 +28,7 @@ from .filters import matcher
 from .hparams import problems as hparam_problems
 from .parametrization import rule_error
 from .registry import Registry, get_registry
-from .trial import DEFAULT_MAX_STEPS, TIME_TO_TARGET_MODES, Budget, Target, Trial, optimizer_label  # noqa: F401
+from .trial import DEFAULT_MAX_STEPS, SOLVE_TIMING_MODES, TIME_TO_TARGET_MODES, Budget, Target, Trial, optimizer_label  # noqa: F401
 from .tuned_settings import TunedSettings
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32,
@@ -36,7 +36,7 @@ DTYPES = {"float64": torch.float64, "float32": torch.float32,
 #: The dtype a problem runs in when neither its entry nor the suite gives one.
 KIND_DTYPES = {"training": "float32", "linear_system": "float64"}
 BUDGET_KEYS = {"max_steps": int, "max_seconds": (int, float), "warmup_steps": int, "stall_window": int,
-               "divergence_factor": (int, float), "time_to_target": str}
+               "divergence_factor": (int, float), "time_to_target": str, "solve_timing": str}
 EVAL_KEYS = {"every": int, "points": int}
 SUITE_KEYS = {"name", "description", "seeds", "device", "dtype", "threads", "problems", "optimizers", "metrics"}
 PROBLEM_KEYS = {"name", "params", "sweep", "budget", "target", "eval", "dtype", "device", "threads"}
@@ -242,6 +242,9 @@ def check_budget(v: _Validator, table: dict, where: str) -> Budget:
     mode = table.get("time_to_target", "training")
     if mode not in TIME_TO_TARGET_MODES:
         v.fail(f"{where}.time_to_target", f"expected one of {', '.join(TIME_TO_TARGET_MODES)}, got {mode!r}")
+    timing = table.get("solve_timing", "replay")
+    if timing not in SOLVE_TIMING_MODES:
+        v.fail(f"{where}.solve_timing", f"expected one of {', '.join(SOLVE_TIMING_MODES)}, got {timing!r}")
     if table.get("divergence_factor", 2) <= 1:
         v.fail(f"{where}.divergence_factor", f"expected a number above 1, got {table['divergence_factor']!r}")
     if "max_seconds" in table:

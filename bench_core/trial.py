@@ -26,6 +26,8 @@ DEFAULT_WARMUP_STEPS = 1
 #: benchopt's rule: a training loss above this multiple of its initial value has diverged.
 DEFAULT_DIVERGENCE_FACTOR = 1e4
 TIME_TO_TARGET_MODES = ("training", "all")
+#: How a linear solve is timed (Budget.solve_timing; None means "replay", see bench_core.linear_loop).
+SOLVE_TIMING_MODES = ("replay", "observed")
 Metrics = dict  # metric name -> float
 Counters = dict  # counter name -> int
 
@@ -44,7 +46,9 @@ class Budget:
     progress before a linear solve is ``stalled``; ``divergence_factor``: a training loss above
     this multiple of its initial value is ``diverged``; ``time_to_target``: "training" counts the
     training steps (and a linear solver's setup) only, "all" counts setup and warm-up too
-    (AlgoPerf's rule).
+    (AlgoPerf's rule); ``solve_timing`` (linear systems): "replay" (the default, also when None)
+    times a second solve without evaluation up to the observed iteration counts, "observed" times
+    the evaluated solve itself (bench_core.linear_loop).
     """
 
     max_steps: int = DEFAULT_MAX_STEPS
@@ -53,6 +57,7 @@ class Budget:
     stall_window: int | None = None
     divergence_factor: float = DEFAULT_DIVERGENCE_FACTOR
     time_to_target: str = "training"
+    solve_timing: str | None = None
 
     def to_dict(self) -> dict:
         """Plain data, without unset optional fields."""
