@@ -352,7 +352,12 @@ def _load(df: pd.DataFrame) -> tuple[float | None, int | None]:
 
 def oversubscribed(df: pd.DataFrame) -> str | None:
     """"load L on C CPUs" when the rows' median load exceeded their CPUs, else None."""
-    load, cpus = _load(df)
+    return oversubscribed_values(*_load(df))
+
+
+def oversubscribed_values(load: float | None, cpus: int | None) -> str | None:
+    """oversubscribed from a (median load, median CPUs) pair, as ``_median_load`` returns it
+    (for callers holding plain lists rather than a DataFrame per group)."""
     if load is None or not cpus or load <= cpus:
         return None
     return f"load {load:.1f} on {cpus} CPUs"

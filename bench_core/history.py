@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from .analysis import primary_metric, setting_labels
-from .compare import oversubscribed, time_verdicts
+from .compare import _median_load, oversubscribed_values, time_verdicts
 from .errors import BenchInputError
 
 COLUMN_METRICS = ("time_to_target_s", "steps_to_target", "train_time_s", "steps",
@@ -167,7 +167,7 @@ def _values(rows: dict, metric: str) -> dict:
             continue
         if math.isfinite(v):
             found.setdefault(int(seed), []).append(v)
-    return {s: float(np.median(v)) for s, v in found.items()}
+    return {s: v[0] if len(v) == 1 else float(np.median(v)) for s, v in found.items()}
 
 
 def _direction(rows: dict, name: str, metric: str) -> str | None:
@@ -231,7 +231,7 @@ def build_history(trials: pd.DataFrame, metric: str = FINAL, repo: str | Path | 
             reached=sum(st == "target_reached" for st in rows["status"]), source=str(source),
             code_id=str(code_id), ended_at=max(ends) if ends else None,
             exact=all(str(d) == "cpu" for d in rows["device"]) and "timeout" not in rows["status"],
-            loaded=oversubscribed(pd.DataFrame({"load_avg": rows["load_avg"], "cpu_count": rows["cpu_count"]}))))
+            loaded=oversubscribed_values(*_median_load(rows["load_avg"], rows["cpu_count"]))))
     out = sorted(series.values(), key=lambda s: (s.problem, s.optimizer, s.key_id))
     for s in out:
         s.points.sort(key=lambda p: (rank.get(p.commit, len(order)), p.dirty,
