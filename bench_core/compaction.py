@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,8 +232,7 @@ def _old_generation(out: Path, gen: int, report: CompactionReport) -> tuple[pa.T
 
 
 def _temp(target: Path) -> str:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.{store._writer_tag()}.",
-                               suffix=".tmp")
+    fd, tmp = store.temp_file(target.parent, f".{target.name}.{store._writer_tag()}.")
     os.close(fd)
     return tmp
 

@@ -49,6 +49,7 @@ import pandas as pd
 from .analysis import primary_metric, setting_labels
 from .compare import _median_load, oversubscribed_values, time_verdicts
 from .errors import BenchInputError
+from .store import temp_file
 
 COLUMN_METRICS = ("time_to_target_s", "steps_to_target", "train_time_s", "steps",
                   "setup_time_s", "eval_time_s")
@@ -440,11 +441,10 @@ def history_svg(series: list[Series]) -> str:
 def write_svg(series: list[Series], path: str | Path) -> None:
     """Write the history plot as an SVG file (atomically)."""
     import os
-    import tempfile
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_file(path.parent, f".{path.name}.")
     with os.fdopen(fd, "w") as fh:
         fh.write(history_svg(series))
     os.replace(tmp, path)

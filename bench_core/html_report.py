@@ -26,7 +26,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
@@ -36,6 +35,7 @@ import pandas as pd
 
 from . import analysis, figures, scaling_figures, solve_profiles
 from .figures import aggregate_curve, index_curves  # noqa: F401  (public here too, as before)
+from .store import temp_file
 from .formatting import LEADERBOARD_COLUMNS, fmt, leaderboard_csv as _leaderboard_csv, status_counts
 
 MAX_FAILURES = 200
@@ -409,7 +409,7 @@ def write_atomically(out: str | Path, write) -> Path:
     (with the permissions a new file gets); nothing is left behind when `write` fails."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    fd, tmp = temp_file(out.parent, f".{out.name}.")
     os.close(fd)
     try:
         write(tmp)

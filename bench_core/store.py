@@ -92,11 +92,24 @@ def _writer_tag() -> str:
     return f"{socket.gethostname().replace('.', '_').replace('-', '_')}-{os.getpid()}"
 
 
+#: The process's umask, read once at import (os.umask can only be read by setting it).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def temp_file(directory: str | Path, prefix: str) -> tuple[int, str]:
+    """mkstemp in `directory`, with the permissions an ordinary new file gets (0666 less the
+    umask) instead of mkstemp's 0600: results directories are shared (other users, a cluster)."""
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".tmp")
+    os.fchmod(fd, 0o666 & ~_UMASK)
+    return fd, tmp
+
+
 def _atomic_write(table: pa.Table, path: Path, check: Callable[[Path], object]) -> None:
     """Write `table` to a temporary file beside `path`, read it back with `check` (which raises
     DamagedFile when it is not what was meant), then rename it to `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_writer_tag()}.", suffix=".tmp")
+    fd, tmp = temp_file(path.parent, f".{path.name}.{_writer_tag()}.")
     os.close(fd)
     try:
         pq.write_table(table, tmp, write_page_checksum=True)
@@ -406,7 +419,7 @@ def ensure_root_note(out: str | Path) -> None:
     if path.exists():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{ROOT_NOTE}.{_writer_tag()}.", suffix=".tmp")
+    fd, tmp = temp_file(path.parent, f".{ROOT_NOTE}.{_writer_tag()}.")
     with os.fdopen(fd, "w") as fh:
         fh.write(ROOT_NOTE_TEXT)
     os.replace(tmp, path)
@@ -441,7 +454,7 @@ def current_generation(out: str | Path) -> int:
 def set_current_generation(out: str | Path, generation: int) -> None:
     """Write DIR/.compaction atomically (temporary file, fsync, rename, fsync of DIR)."""
     out = Path(out)
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=f"{COMPACTION_FILE}.{_writer_tag()}.", suffix=".tmp")
+    fd, tmp = temp_file(out, f"{COMPACTION_FILE}.{_writer_tag()}.")
     with os.fdopen(fd, "w") as fh:
         fh.write(f"{generation}\n")
         fh.flush()

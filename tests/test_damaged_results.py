@@ -411,3 +411,19 @@ def test_the_progress_bar_prints_names_from_a_suite_literally(tmp_path, tag):
     summary = run_suite(suite, tmp_path / "out", executor=LocalExecutor(registry), console=console)
     assert summary.ran == 1 and summary.rows[0]["status"] == "ok"
     assert f"tag={tag})" in text.getvalue()
+
+
+def test_results_files_get_ordinary_permissions(tmp_path):
+    """Written files are readable by others as an ordinary new file is (0666 less the umask),
+    not mkstemp's 0600: results directories are shared between users and machines."""
+    import os
+    import stat
+
+    from bench_core import store as store_module
+
+    fd, tmp = store_module.temp_file(tmp_path, ".probe.")
+    os.close(fd)
+    assert stat.S_IMODE(os.stat(tmp).st_mode) == 0o666 & ~store_module._UMASK
+    store_module.ensure_root_note(tmp_path)
+    note = tmp_path / store_module.ROOT_NOTE
+    assert stat.S_IMODE(note.stat().st_mode) == 0o666 & ~store_module._UMASK
