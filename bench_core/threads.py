@@ -4,7 +4,8 @@ torch's intra-op pool and the BLAS/OpenMP libraries numpy and scipy load (OpenBL
 are set to the trial's count (threadpoolctl), and restored afterwards. With more than one thread,
 idle OpenMP workers that spin while another library runs are told to sleep instead
 (``OMP_WAIT_POLICY=PASSIVE``, ``KMP_BLOCKTIME=0``), which only takes effect when set before the
-libraries load: ``quiet_openmp()`` runs first thing in `bench` and in every worker process.
+libraries load: ``quiet_openmp()`` runs first thing in `bench`, on ``import bench_core`` and in
+every worker process; ``BENCH_CORE_OPENMP=inherit`` turns it off (the environment stays as given).
 """
 from __future__ import annotations
 
@@ -16,8 +17,15 @@ import os
 QUIET_OPENMP = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
 
 
+#: Set to "inherit" to keep quiet_openmp() from touching the environment.
+OPT_OUT = "BENCH_CORE_OPENMP"
+
+
 def quiet_openmp() -> None:
-    """Set QUIET_OPENMP in the environment where the user has not set those variables."""
+    """Set QUIET_OPENMP in the environment where the user has not set those variables (unless
+    BENCH_CORE_OPENMP=inherit)."""
+    if os.environ.get(OPT_OUT) == "inherit":
+        return
     for key, value in QUIET_OPENMP.items():
         os.environ.setdefault(key, value)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import os
 import resource
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -113,8 +114,14 @@ def _bench_run(site: Path, suite: Path, out: Path) -> subprocess.CompletedProces
     """`python -m bench_core.cli run SUITE --out OUT` with the faulty plugin, no core files."""
     env = dict(os.environ, PYTHONPATH=f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", COLUMNS="200")
     return subprocess.run([sys.executable, "-m", "bench_core.cli", "run", str(suite), "--out", str(out)],
-                          env=env, capture_output=True, text=True, timeout=300,
-                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CORE, (0, 0)))
+                          env=env, capture_output=True, text=True, timeout=300, preexec_fn=_child_setup)
+
+
+def _child_setup() -> None:
+    """No core files; Ctrl-C as in a terminal (a shell's background job inherits SIGINT ignored,
+    and Python then never raises KeyboardInterrupt)."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_ctrl_c_stops_the_run_with_130_and_the_rerun_runs_the_trial(faulty_site, write_suite, tmp_path):

@@ -257,6 +257,16 @@ def test_bench_tells_idle_openmp_threads_to_sleep_before_torch_loads(tmp_path):
     assert at_torch_import in ([], ["PASSIVE"])  # set before torch loaded, if it loaded at all
 
 
+def test_bench_core_openmp_inherit_leaves_the_environment_alone():
+    env = {k: v for k, v in os.environ.items() if k not in threads.QUIET_OPENMP}
+    env[threads.OPT_OUT] = "inherit"
+    script = "import os, bench_core; print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('KMP_BLOCKTIME'))"
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["None", "None"]
+
+
 # --------------------------------------------------------------------------- dtype
 def test_without_a_dtype_linear_systems_run_in_float64_and_training_in_float32(registry):
     trials = _trials(registry, {"name": "pde.poisson2d", "params": {"n": 8}},
