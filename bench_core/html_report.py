@@ -24,7 +24,6 @@ import hashlib
 import io
 import json
 import math
-import os
 import re
 from datetime import datetime, timezone
 from html import escape
@@ -35,7 +34,7 @@ import pandas as pd
 
 from . import analysis, figures, scaling_figures, solve_profiles
 from .figures import aggregate_curve, index_curves  # noqa: F401  (public here too, as before)
-from .store import temp_file
+from .store import write_atomically  # noqa: F401  (public here too, as before)
 from .formatting import LEADERBOARD_COLUMNS, fmt, leaderboard_csv as _leaderboard_csv, status_counts
 
 MAX_FAILURES = 200
@@ -402,25 +401,6 @@ def render_report(trials: pd.DataFrame, curves: pd.DataFrame, sources: list[str]
         parts.append(_failures_section(trials))
     parts.append(f"<script>{_SCRIPT}</script></body></html>")
     return "\n".join(parts)
-
-
-def write_atomically(out: str | Path, write) -> Path:
-    """Call ``write(tmp_path)`` to fill a temporary file beside `out`, then rename it to `out`
-    (with the permissions a new file gets); nothing is left behind when `write` fails."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = temp_file(out.parent, f".{out.name}.")
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
 
 
 def write_report(dirs: list[str], out: str | Path, title: str | None = None) -> Path:

@@ -153,7 +153,7 @@ FIGURES = {"scaling_size": size_figure, "scaling_transfer": transfer_figure,
 def write_figures(result: dict, outdir, fmt: str = "png") -> list[Path]:
     """Write each figure that applies to OUTDIR/<name>.<fmt> atomically; return the paths."""
     from .figures import save
-    from .html_report import write_atomically
+    from .store import write_atomically
 
     out = []
     for name, build in FIGURES.items():

@@ -105,6 +105,23 @@ def temp_file(directory: str | Path, prefix: str) -> tuple[int, str]:
     return fd, tmp
 
 
+def write_atomically(out: str | Path, write: Callable[[str], object]) -> Path:
+    """Call ``write(tmp_path)`` to fill a temporary file beside `out` (with the permissions a new
+    file gets), then rename it to `out`; nothing is left behind when `write` fails. For reports
+    and figures; trial files go through the read-back check of _atomic_write."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = temp_file(out.parent, f".{out.name}.")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
 def _atomic_write(table: pa.Table, path: Path, check: Callable[[Path], object]) -> None:
     """Write `table` to a temporary file beside `path`, read it back with `check` (which raises
     DamagedFile when it is not what was meant), then rename it to `path`."""

@@ -90,7 +90,7 @@ def run_plot_command(args) -> int:
     from .. import figures
     from ..analysis import check_results_dirs
     from ..errors import BenchInputError
-    from ..html_report import write_atomically
+    from ..store import write_atomically
     from .tables import wide_console
 
     check_results_dirs(args.dirs)
