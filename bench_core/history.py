@@ -49,7 +49,7 @@ import pandas as pd
 from .analysis import primary_metric, setting_labels
 from .compare import _median_load, oversubscribed_values, time_verdicts
 from .errors import BenchInputError
-from .store import temp_file
+from .store import write_atomically
 
 COLUMN_METRICS = ("time_to_target_s", "steps_to_target", "train_time_s", "steps",
                   "setup_time_s", "eval_time_s")
@@ -440,14 +440,7 @@ def history_svg(series: list[Series]) -> str:
 
 def write_svg(series: list[Series], path: str | Path) -> None:
     """Write the history plot as an SVG file (atomically)."""
-    import os
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = temp_file(path.parent, f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(history_svg(series))
-    os.replace(tmp, path)
+    write_atomically(path, lambda tmp: Path(tmp).write_text(history_svg(series)))
 
 
 def select(trials: pd.DataFrame, metric: str, problem: str | None = None,

@@ -105,39 +105,36 @@ def temp_file(directory: str | Path, prefix: str) -> tuple[int, str]:
     return fd, tmp
 
 
-def write_atomically(out: str | Path, write: Callable[[str], object]) -> Path:
-    """Call ``write(tmp_path)`` to fill a temporary file beside `out` (with the permissions a new
-    file gets), then rename it to `out`; nothing is left behind when `write` fails. For reports
-    and figures; trial files go through the read-back check of _atomic_write."""
+def write_atomically(out: str | Path, write: Callable[[str], object], durable: bool = False) -> Path:
+    """Call ``write(tmp_path)`` to fill a temporary file beside `out` (named with this writer's
+    tag, with the permissions a new file gets), then rename it to `out`; nothing is left behind
+    when `write` fails. `durable`: fsync the file before the rename and the folder after it."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = temp_file(out.parent, f".{out.name}.")
+    fd, tmp = temp_file(out.parent, f".{out.name}.{_writer_tag()}.")
     os.close(fd)
     try:
         write(tmp)
+        if durable:
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if durable:
+        _fsync_dir(out.parent)
     return out
 
 
 def _atomic_write(table: pa.Table, path: Path, check: Callable[[Path], object]) -> None:
     """Write `table` to a temporary file beside `path`, read it back with `check` (which raises
-    DamagedFile when it is not what was meant), then rename it to `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = temp_file(path.parent, f".{path.name}.{_writer_tag()}.")
-    os.close(fd)
-    try:
+    DamagedFile when it is not what was meant), then rename it to `path`, durably."""
+    def write(tmp: str) -> None:
         pq.write_table(table, tmp, write_page_checksum=True)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
         check(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+
+    write_atomically(path, write, durable=True)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -435,11 +432,7 @@ def ensure_root_note(out: str | Path) -> None:
     path = Path(out) / ROOT_NOTE
     if path.exists():
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = temp_file(path.parent, f".{ROOT_NOTE}.{_writer_tag()}.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(ROOT_NOTE_TEXT)
-    os.replace(tmp, path)
+    write_atomically(path, lambda tmp: Path(tmp).write_text(ROOT_NOTE_TEXT))
 
 
 def compacted_generation(name: str) -> int | None:
@@ -470,14 +463,8 @@ def current_generation(out: str | Path) -> int:
 
 def set_current_generation(out: str | Path, generation: int) -> None:
     """Write DIR/.compaction atomically (temporary file, fsync, rename, fsync of DIR)."""
-    out = Path(out)
-    fd, tmp = temp_file(out, f"{COMPACTION_FILE}.{_writer_tag()}.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(f"{generation}\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, out / COMPACTION_FILE)
-    _fsync_dir(out)
+    write_atomically(Path(out) / COMPACTION_FILE, lambda tmp: Path(tmp).write_text(f"{generation}\n"),
+                     durable=True)
 
 
 def _own_files(folder: Path) -> list[Path]:
