@@ -9,18 +9,18 @@
 - ``Exp3`` (Auer et al., "The Nonstochastic Multiarmed Bandit Problem", 2002): exponential
   weights on importance-weighted cost estimates; expected regret against the best fixed arm
   O(√(T K log K)), so the average regret per instance shrinks like 1/√T.
-- ``ChebyshevLinUCB``: a contextual bandit in the spirit of ChebCB (Khodak et al., "Learning to
-  Relax", 2024): per arm, ridge regression of the cost on Chebyshev features T_0..T_d of the
-  (log-scaled) scalar context, and the arm with the lowest optimistic (lower-confidence) cost.
+- ``ChebCB`` (Khodak et al., "Learning to Relax", ICLR 2024; their code's ``learners/ChebCB.m``):
+  SquareCB (Foster & Rakhlin, "Beyond UCB", 2020) with per-arm Chebyshev least squares on a
+  scalar context, inverse-gap-weighted draws; regret against the instance-optimal policy.
 
-Exp3 and the contextual bandit normalize costs online by the largest cost seen so far, so they
-lie in [0, 1].
+Exp3 normalizes costs online by the largest cost seen so far, so they lie in [0, 1].
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
+from scipy.optimize import lsq_linear
 
 
 class TsallisINF:
@@ -96,47 +96,107 @@ class Exp3:
         self.cum[arm] += c / self.probs[arm]
 
 
-def chebyshev_features(u: float, degree: int) -> np.ndarray:
-    """T_0(u) … T_degree(u) for u in [−1, 1]."""
-    feats = [1.0, u]
-    for _ in range(2, degree + 1):
-        feats.append(2 * u * feats[-1] - feats[-2])
-    return np.array(feats[: degree + 1])
+class ChebCB:
+    """ChebCB over `k` arms and a scalar context; ``choose(context)`` then ``update(arm, cost, context)``.
 
+    The contextual bandit of "Learning to Relax" (Khodak et al., ICLR 2024): SquareCB (Foster &
+    Rakhlin, 2020) with a Chebyshev regression oracle. Per arm the cost − 1 is regressed on
+    T_0(u) … T_degree(u), u the context mapped linearly (``log_context``: its log) from
+    ``context_range`` onto [−1, 1]; least squares on all of that arm's rounds, its coefficients
+    boxed (|θ_0| ≤ the largest cost K, |θ_j| ≤ 2 (largest − smallest cost) / j, the authors'
+    bounds). The arm is drawn by inverse gap weighting, p_i = 1 / (K_arms + η (ŷ_i − ŷ_best)) for
+    i ≠ best, with ŷ in units of scale = K (2 + 4 spread/K (1 + log m)), m = degree + 1, and
+    η_t = 2t √(K_arms t / (Reg_t + 2 α² t)), Reg_t the oracle's online squared error minus the
+    per-arm least-squares residuals (the square-loss regret), α the Chebyshev truncation bound
+    (π + (2/π) log(2m + 1)) spread / (2 scale (m + 1)). Unplayed arms predict 0, so each arm is
+    tried. Regret against the instance-optimal policy o(T) when costs are smooth in the context.
+    """
 
-class ChebyshevLinUCB:
-    """Contextual bandit: per-arm ridge regression on Chebyshev features of log(context)."""
-
-    def __init__(self, k: int, degree: int = 3, context_range: tuple = (1e-3, 1e3),
-                 alpha: float = 0.5, ridge: float = 1.0, seed: int = 0):
-        self.k, self.degree, self.alpha = k, degree, alpha
-        self.lo, self.hi = math.log(context_range[0]), math.log(context_range[1])
-        dim = degree + 1
-        self.A_inv = np.stack([np.eye(dim) / ridge] * k)  # (ridge I + Σ φφᵀ)⁻¹ per arm
-        self.b = np.zeros((k, dim))                        # Σ φ · cost per arm
-        self.scale = 0.0
+    def __init__(self, k: int, degree: int = 5, context_range: tuple = (-1.0, 1.0),
+                 log_context: bool = False, seed: int = 0):
+        lo, hi = (float(v) for v in context_range)
+        if not lo < hi or (log_context and lo <= 0):
+            raise ValueError(f"context_range must be (lo, hi) with lo < hi (lo > 0 for log_context), "
+                             f"got {tuple(context_range)}")
+        if degree < 0:
+            raise ValueError(f"degree must be ≥ 0, got {degree}")
+        self.k, self.degree, self.log_context = k, int(degree), bool(log_context)
+        self.lo, self.hi = (math.log(lo), math.log(hi)) if log_context else (lo, hi)
+        m = self.degree + 1
+        self.gram = np.zeros((k, m, m))   # Σ φφᵀ per arm
+        self.moment = np.zeros((k, m))    # Σ φ (cost − 1) per arm
+        self.square = np.zeros(k)         # Σ (cost − 1)² per arm
+        self.theta = np.zeros((k, m))     # per arm: cost − 1 ≈ θ · φ(context), in iterations
+        self.residual = np.zeros(k)       # per arm: least-squares residual Σ (θ · φ − cost + 1)²
+        self.online = 0.0                 # Σ (prediction before the update − (cost − 1))²
+        self.high = self.low = None       # largest and smallest cost seen
+        self.eta, self.t = 0.0, 0
         self.rng = np.random.default_rng(seed)
-        self.t = 0
+        self.probs = np.full(k, 1.0 / k)
 
     def features(self, context: float) -> np.ndarray:
-        """Chebyshev features of the context mapped log-linearly onto [−1, 1]."""
-        u = (2 * (math.log(max(context, 1e-300)) - self.lo) / (self.hi - self.lo)) - 1
-        return chebyshev_features(float(np.clip(u, -1, 1)), self.degree)
+        """T_0(u) … T_degree(u), u the (log-)context mapped from context_range onto [−1, 1]."""
+        x = math.log(max(context, 1e-300)) if self.log_context else float(context)
+        u = float(np.clip(2 * (x - self.lo) / (self.hi - self.lo) - 1, -1.0, 1.0))
+        return chebvander(u, self.degree)
+
+    def _scale(self) -> float:
+        if self.high is None:
+            return 1.0
+        spread = self.high - self.low
+        return self.high * 2.0 + 4.0 * spread * (1.0 + math.log(self.degree + 1))
+
+    def distribution(self, context: float) -> np.ndarray:
+        """Inverse gap weighting around the arm with the lowest predicted cost in this context."""
+        yhat = self.theta @ self.features(context) / self._scale()
+        best = int(np.argmin(yhat))
+        p = 1.0 / (self.k + self.eta * (yhat - yhat[best]))
+        p[best] = 0.0
+        p[best] = 1.0 - p.sum()
+        return p
 
     def choose(self, context: float) -> int:
-        """The arm with the lowest lower-confidence-bound on its normalized cost."""
-        phi = self.features(context)
-        theta = np.einsum("kij,kj->ki", self.A_inv, self.b) / (self.scale or 1.0)
-        width = np.sqrt(np.einsum("i,kij,j->k", phi, self.A_inv, phi))
-        scores = theta @ phi - self.alpha * width
-        best = np.flatnonzero(scores <= scores.min() + 1e-12)
-        return int(self.rng.choice(best))
+        """Sample an arm for this context."""
+        self.probs = self.distribution(context)
+        return int(self.rng.choice(self.k, p=self.probs))
 
-    def update(self, arm: int, cost: float, context: float = 1.0) -> None:
-        """Feed back the cost of the arm played in this context (Sherman–Morrison update)."""
+    def _fit(self, arm: int) -> None:
+        """Least squares of the arm's costs − 1 on its features, within the coefficient box."""
+        g, h = self.gram[arm], self.moment[arm]
+        j = np.arange(1, self.degree + 1)
+        # the box; a width > 0 since lsq_linear needs lb < ub (all costs equal: spread 0)
+        ub = np.maximum(np.concatenate(([self.high], 2.0 * (self.high - self.low) / j)), 1e-9)
+        theta = np.linalg.lstsq(g, h, rcond=None)[0]  # the minimum-norm solution
+        if np.any(np.abs(theta) > ub):
+            lam, vec = np.linalg.eigh(g)  # ‖aθ − b‖² = θᵀgθ − 2hᵀθ + const with aᵀa = g, aᵀb = h
+            keep = lam > lam.max() * 1e-12
+            a = np.sqrt(lam[keep])[:, None] * vec[:, keep].T
+            b = vec[:, keep].T @ h / np.sqrt(lam[keep])
+            theta = lsq_linear(a, b, bounds=(-ub, ub), method="bvls").x
+        self.theta[arm] = theta
+        self.residual[arm] = max(self.square[arm] - 2 * h @ theta + theta @ g @ theta, 0.0)
+
+    def update(self, arm: int, cost: float, context: float) -> None:
+        """Feed back the cost (iterations, ≥ 1) of the arm played in this context."""
         self.t += 1
-        phi = self.features(context)
-        a_phi = self.A_inv[arm] @ phi
-        self.A_inv[arm] -= np.outer(a_phi, a_phi) / (1.0 + phi @ a_phi)
-        self.b[arm] += phi * float(cost)
-        self.scale = max(self.scale, float(cost))
+        phi, y = self.features(context), float(cost) - 1.0
+        self.online += (self.theta[arm] @ phi - y) ** 2
+        self.gram[arm] += np.outer(phi, phi)
+        self.moment[arm] += phi * y
+        self.square[arm] += y * y
+        cost = float(cost)
+        box_changed = self.high is None or cost > self.high or cost < self.low
+        self.high = cost if self.high is None else max(self.high, cost)
+        self.low = cost if self.low is None else min(self.low, cost)
+        for i in (np.flatnonzero(self.gram[:, 0, 0] > 0) if box_changed else [arm]):
+            self._fit(int(i))
+        scale, m = self._scale(), self.degree + 1
+        alpha = (math.pi + 2 / math.pi * math.log(2 * m + 1)) * (self.high - self.low) / (2 * scale * (m + 1))
+        regret = max(self.online - self.residual.sum(), 0.0) / scale ** 2
+        denominator = regret + 2 * alpha ** 2 * self.t
+        self.eta = 2 * self.t * math.sqrt(self.k * self.t / denominator) if denominator > 0 else 1e12
+
+
+def chebvander(u: float, degree: int) -> np.ndarray:
+    """T_0(u) … T_degree(u) (numpy's Chebyshev Vandermonde row)."""
+    return np.polynomial.chebyshev.chebvander(np.array([u]), degree)[0]

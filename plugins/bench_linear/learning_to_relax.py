@@ -6,8 +6,11 @@ For each system of the sequence the policy picks ω from a grid of K values, SOR
 the number of iterations it took (the only feedback; no extra matrix computations) updates the
 policy. ``linear.sor_bandit`` uses Tsallis-INF, the bandit of the paper's experiments (``policy =
 "exp3"``: Exp3), whose regret against the best fixed ω grows as √T; ``linear.sor_contextual`` uses
-a contextual bandit on the system's scalar ``info["context"]`` (heat sequence: dt κ / h²; 1 when a
-system has none), whose target is the instance-optimal ω.
+the paper's contextual bandit ChebCB (``bandits.ChebCB``: Chebyshev regression of the cost on the
+system's scalar ``info["context"]``, degree 5, inverse gap weighting) on that context mapped from
+``context_range`` onto [−1, 1], by default log-linearly from (1e-3, 1e3) (heat sequence: dt κ / h²;
+1 when a system has none; the paper's diagonal offsets c: ``context_range = [-0.15, 0.65]``,
+``log_context = false``), whose target is the instance-optimal ω.
 
 After a trial, ``relax_report`` measures (outside the timed solve) every grid ω on every instance
 to the trial's residual target and returns the totals: the bandit's iterations, the best fixed ω's,
@@ -21,7 +24,7 @@ import torch
 
 import bench_core
 
-from .bandits import ChebyshevLinUCB, Exp3, TsallisINF
+from .bandits import ChebCB, Exp3, TsallisINF
 from .base import Solver, SolverError
 from .operators import SORSweep
 
@@ -31,13 +34,13 @@ POLICIES = ("tsallis_inf", "exp3")
 
 
 class BanditSOR(Solver):
-    """SOR with ω picked per system by Exp3 (or by a contextual bandit)."""
+    """SOR with ω picked per system by Tsallis-INF or Exp3 (or by ChebCB on the context)."""
 
     name = "linear.sor_bandit"
 
     def __init__(self, omegas=DEFAULT_OMEGAS, contextual: bool = False, horizon: int = 0,
-                 degree: int = 3, seed: int = -1, operator: str = "auto", rtol: float = 0.0,
-                 policy: str = "tsallis_inf"):
+                 degree: int = 5, seed: int = -1, operator: str = "auto", rtol: float = 0.0,
+                 policy: str = "tsallis_inf", context_range=(1e-3, 1e3), log_context: bool = True):
         super().__init__(operator, rtol)
         if seed < 0:  # follow the trial's seed (the runner seeds numpy before building the solver)
             seed = int(np.random.randint(2**31 - 1))
@@ -47,7 +50,8 @@ class BanditSOR(Solver):
         self.contextual = bool(contextual)
         if self.contextual:
             self.name = "linear.sor_contextual"
-            self.policy = ChebyshevLinUCB(len(self.omegas), degree=degree, seed=seed)
+            self.policy = ChebCB(len(self.omegas), degree=degree, context_range=tuple(context_range),
+                                 log_context=log_context, seed=seed)
         elif policy == "tsallis_inf":
             self.policy = TsallisINF(len(self.omegas), seed=seed)
         elif policy == "exp3":

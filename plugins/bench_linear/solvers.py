@@ -33,8 +33,10 @@ def _bandit(omegas: list = list(DEFAULT_OMEGAS), horizon: int = 0, seed: int = -
     return BanditSOR(omegas, contextual=False, horizon=horizon, seed=seed, rtol=rtol, policy=policy)
 
 
-def _contextual(omegas: list = list(DEFAULT_OMEGAS), degree: int = 3, seed: int = -1, rtol: float = 0.0):
-    return BanditSOR(omegas, contextual=True, degree=degree, seed=seed, rtol=rtol)
+def _contextual(omegas: list = list(DEFAULT_OMEGAS), degree: int = 5, seed: int = -1, rtol: float = 0.0,
+                context_range: list = [1e-3, 1e3], log_context: bool = True):  # noqa: B006 (typed default, as omegas)
+    return BanditSOR(omegas, contextual=True, degree=degree, seed=seed, rtol=rtol,
+                     context_range=context_range, log_context=log_context)
 
 
 def solver_specs() -> list[bench_core.OptimizerSpec]:
