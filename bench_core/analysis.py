@@ -21,18 +21,25 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 
-from .selection import selection_metric as _selection_metric, setting_rank
+from .groups import (
+    BOOTSTRAP_SAMPLES,
+    BOOTSTRAP_SEED,
+    Groups,
+    as_floats,
+    group_codes,
+    matrix_stats,
+)
+from .selection import FAILED
+from .selection import selection_metric as _selection_metric
 
 REACHED = "target_reached"
-FAILED = ("diverged", "stalled", "error", "timeout")
 TAU_MAX = 4.0
-BOOTSTRAP_SAMPLES = 2000
-BOOTSTRAP_SEED = 0
 #: The fields of a trial's key that a display label may need to tell two settings apart.
 _KEY_FIELDS = ("hparams", "dtype", "device", "threads", "budget", "targets", "eval")
 
@@ -214,63 +221,24 @@ def _stats(values) -> dict:
 def batch_stats(value_lists: list, bootstrap: bool = True) -> list[dict]:
     """``_stats`` of each list of values (median, q1, q3 and, with `bootstrap`, ci_low and
     ci_high), equal to computing them one list at a time: lists with the same number of finite
-    values are stacked and computed together (the bootstrap draws the same resampling indices
-    for every list of a length, as ``bootstrap_ci`` does with its fixed seed)."""
+    values are stacked and computed together (``groups.matrix_stats``: the bootstrap draws the
+    same resampling indices for every list of a length, as ``bootstrap_ci`` does with its fixed
+    seed)."""
     finite = [_finite_fast(v) for v in value_lists]
     out: list = [None] * len(finite)
     by_n: dict = {}
     for i, v in enumerate(finite):
         by_n.setdefault(len(v), []).append(i)
-    alpha = (1.0 - 0.95) / 2.0
     for n, idx in by_n.items():
         if n == 0:
             for i in idx:
                 out[i] = {"median": None, "q1": None, "q3": None, "ci_low": None, "ci_high": None}
             continue
-        arr = np.stack([finite[i] for i in idx])
-        q1, med, q3 = np.percentile(arr, [25, 50, 75], axis=1)
-        lo, hi = arr[:, 0].copy(), arr[:, 0].copy()
-        if bootstrap and n > 1:
-            spread = ~np.all(arr == arr[:, :1], axis=1)
-            rows = np.flatnonzero(spread)
-            if len(rows):
-                draw = np.random.default_rng(BOOTSTRAP_SEED).integers(0, n, size=(BOOTSTRAP_SAMPLES, n))
-                step = max(1, 4_000_000 // (BOOTSTRAP_SAMPLES * n))
-                for k in range(0, len(rows), step):
-                    part = rows[k:k + step]
-                    stats = _bootstrap_medians(arr[part], draw)
-                    lo[part], hi[part] = np.quantile(stats, [alpha, 1.0 - alpha], axis=1)
+        med, q1, q3, lo, hi = matrix_stats(np.stack([finite[i] for i in idx]), bootstrap)
         for j, i in enumerate(idx):
             out[i] = {"median": float(med[j]), "q1": float(q1[j]), "q3": float(q3[j]),
                       "ci_low": float(lo[j]) if bootstrap else None, "ci_high": float(hi[j]) if bootstrap else None}
     return out
-
-
-def _bootstrap_medians(arr: np.ndarray, draw: np.ndarray) -> np.ndarray:
-    """np.median(arr[g][draw], axis=1) for each row g of `arr` (G x n), in another order.
-
-    The median of a resample depends only on the ranks of the values drawn, so for each order
-    of ranks that occurs (at most n! of them) the ranks of the middle values of every resample
-    are found once, and each row gathers its sorted values there: the same values as
-    np.median's (the middle value, or the mean of the two middle ones), so the quantiles taken
-    over them are the same. For large n, where orders rarely repeat, the resamples are sorted."""
-    g, n = arr.shape
-    if n > 8:
-        return np.median(arr[:, draw], axis=2)
-    order = np.argsort(arr, axis=1, kind="stable")
-    ranked = np.take_along_axis(arr, order, axis=1)
-    perms, inverse = np.unique(np.argsort(order, axis=1), axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    lo = np.empty((len(perms), draw.shape[0]), dtype=np.intp)
-    hi = np.empty_like(lo)
-    for u, perm in enumerate(perms):
-        r = np.sort(perm[draw], axis=1)
-        lo[u], hi[u] = (r[:, n // 2], r[:, n // 2]) if n % 2 else (r[:, n // 2 - 1], r[:, n // 2])
-    rows = np.arange(g)[:, None]
-    low = ranked[rows, lo[inverse]]
-    if n % 2:
-        return low
-    return (low + ranked[rows, hi[inverse]]) / 2.0
 
 
 def batch_medians(value_lists: list) -> list[float]:
@@ -296,56 +264,101 @@ def _final(metrics, name):
     return metrics.get(name)
 
 
-def _costs(g: dict, column: str = "time_to_target_s") -> list[float]:
-    """A group's to-target costs over its seeds, a seed that missed the target counting as ∞."""
-    return [float(v) if s == REACHED and v is not None and not pd.isna(v) else math.inf
-            for s, v in zip(g["status"], g[column])]
-
-
-def _cost(g: dict, column: str = "time_to_target_s") -> float:
-    """Median over all seeds of a to-target cost, a seed that missed the target counting as ∞."""
-    costs = _costs(g, column)
-    return float(np.median(costs)) if costs else math.inf
-
-
-_COLUMNS = ("problem_label", "label", "optimizer", "hparams", "kind", "seed", "status", "error",
-            "time_to_target_s", "steps_to_target", "train_time_s", "steps", "metrics", "targets",
-            "directions", "git_commit", "git_dirty", "host", "threads", "load_avg", "key_id", "code_id")
-
-
-def _groups(trials: pd.DataFrame, keys: list[str]):
-    """(key, group) pairs in key order; a group maps each column to the list of its values
-    (plain lists: much faster than a DataFrame per group). Rows are put in group order once,
-    so each group's lists are slices."""
-    df = trials if "group_id" in trials else setting_labels(trials)
-    indices = df.groupby(keys, sort=False).indices
-    ordered = sorted(indices, key=lambda k: tuple(str(x) for x in (k if isinstance(k, tuple) else (k,))))
-    if not ordered:
-        return
-    order = np.concatenate([indices[k] for k in ordered]).tolist()
-    cols = {}
-    for c in _COLUMNS:
-        if c in df:
-            values = df[c].tolist()
-            cols[c] = [values[i] for i in order]
-    start = 0
-    for key in ordered:
-        end = start + len(indices[key])
-        yield key, {c: v[start:end] for c, v in cols.items()}
-        start = end
-
-
 def first_metrics(metrics_list) -> dict:
     """The first non-empty metrics map of a group (a trial that failed early may have none)."""
     return next((m for m in metrics_list if isinstance(m, dict) and m), {})
 
 
+def _grouping(trials: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, Groups, list[tuple]]:
+    """(labelled trials, their rows grouped by the columns `keys`, each group's key), groups in
+    the order of their keys' text."""
+    df = trials if "group_id" in trials else setting_labels(trials)
+    codes, found = group_codes(df, keys)
+    return df, Groups(codes, len(found)), found
 
-def _where(values: list, mask: list) -> list:
-    return [v for v, m in zip(values, mask) if m]
+
+def _plain(stats: dict) -> dict:
+    """``Groups.stats`` arrays as lists of plain floats, None where a group had no values (NaN)."""
+    return {k: [None if math.isnan(v) else v for v in a.tolist()] for k, a in stats.items() if k != "n"}
+
+
+def _reached(df: pd.DataFrame) -> np.ndarray:
+    return np.asarray([s == REACHED for s in df["status"].tolist()], dtype=bool)
+
+
+def _group_metric(df: pd.DataFrame, grp: Groups, choose) -> list:
+    """Per group, choose(targets JSON of its first row, its first non-empty metrics map),
+    computed once per distinct (targets, metric names)."""
+    metrics, targets = df["metrics"].tolist(), df["targets"].tolist()
+    first = grp.first_index()
+    first_m = grp.first_index([isinstance(m, dict) and bool(m) for m in metrics])
+    memo: dict = {}
+    out = []
+    for f, fm in zip(first.tolist(), first_m.tolist()):
+        m = metrics[fm] if fm >= 0 else {}
+        key = (targets[f], tuple(m))
+        if key not in memo:
+            memo[key] = choose(targets[f], m)
+        out.append(memo[key])
+    return out
+
+
+def _row_values(metrics: list, names: list) -> list:
+    """Per row, its metrics map's value of `names[row]` (None where absent)."""
+    return [m.get(n) if isinstance(m, dict) and n is not None else None for m, n in zip(metrics, names)]
+
+
+class _Directions:
+    """The recorded direction of a metric by the first of some rows that names it (as
+    ``group_direction``), each rows' ``directions`` JSON parsed once."""
+
+    def __init__(self, df: pd.DataFrame):
+        self.texts = df["directions"].tolist()
+        self.parsed: dict = {}
+
+    def found(self, i: int, metric: str | None):
+        """The direction row i records for `metric` ("min"/"max"), or None."""
+        d = self.texts[i]
+        if not (isinstance(d, str) and d and metric):
+            return None
+        if d not in self.parsed:
+            self.parsed[d] = json.loads(d)
+        return self.parsed[d].get(metric)
+
+    def per_group(self, grp: Groups, metric_of: list) -> list[bool]:
+        """Per group, whether its metric (`metric_of`) is higher-is-better by its rows."""
+        hits = [self.found(i, metric_of[g]) for i, g in enumerate(grp.codes.tolist())]
+        first = grp.first_index([bool(h) for h in hits])
+        return [bool(i >= 0 and hits[i] == "max") for i in first.tolist()]
+
+    def of_rows(self, rows, metric: str | None) -> bool:
+        """Whether `metric` is higher-is-better by the first of `rows` that names it."""
+        return next((h for h in (self.found(i, metric) for i in rows) if h), None) == "max"
+
+
+def _costs_per_row(values: list, hit: np.ndarray) -> list[float]:
+    """A row's to-target cost: its value where it reached the target, else ∞ (a miss)."""
+    return [float(v) if h and v is not None and not pd.isna(v) else math.inf for v, h in zip(values, hit)]
+
+
+def _pair(st: dict, g: int, which: str = "iqr") -> tuple:
+    """Group g's (q1, q3), or with which="ci" its (ci_low, ci_high), from ``_plain`` stats."""
+    a, b = ("q1", "q3") if which == "iqr" else ("ci_low", "ci_high")
+    return (st[a][g], st[b][g])
+
+
+def _sorted_distinct(grp: Groups, values: list, mask=None) -> list[list]:
+    return [sorted(v) for v in grp.distinct(values, mask)]
 
 
 # --------------------------------------------------------------------------- leaderboard
+#: The trial columns the leaderboard, the settings summary and the ranking read.
+ANALYSIS_COLUMNS = ("problem", "problem_params", "key_id", "code_id", "kind", "optimizer", "hparams",
+                    "label", "seed", "status", "error", "time_to_target_s", "steps_to_target",
+                    "train_time_s", "steps", "metrics", "targets", "directions", "git_commit", "git_dirty",
+                    "host", "dtype", "device", "threads", "budget", "eval", "load_avg", "cpu_count")
+
+
 def leaderboard(trials: pd.DataFrame) -> list[dict]:
     """One row per (problem, optimizer with hparams) over seeds.
 
@@ -357,62 +370,72 @@ def leaderboard(trials: pd.DataFrame) -> list[dict]:
     recorded: {name: {median, q1, q3}}); train_time_s, steps; cost (the
     median time to target, a miss counting as ∞); errors; provenance (commits and hosts).
     Rows are ordered per problem: most successful first, then fastest to target, then best metric.
+    Every group is computed at once (``bench_core.groups``), bitwise as one group at a time.
     """
     if trials is None or len(trials) == 0:
         return []
-    rows, pending = [], []  # pending: per row, the value lists its statistics come from
-    for (problem, label), g in _groups(trials, ["problem_label", "label"]):
-        n = len(g["status"])
-        metric = primary_metric(g["targets"][0], first_metrics(g["metrics"]))
-        statuses: dict = {}
-        for st in g["status"]:
-            statuses[str(st)] = statuses.get(str(st), 0) + 1
-        statuses = dict(sorted(statuses.items(), key=lambda kv: (-kv[1], kv[0])))
-        reached = int(statuses.get(REACHED, 0))
-        hit = [st == REACHED for st in g["status"]]
-        names = sorted({k for m in g["metrics"] if isinstance(m, dict) for k in m})
-        commits = sorted({str(c)[:10] + ("+dirty" if d is True else "")
-                          for c, d in zip(g["git_commit"], g["git_dirty"]) if isinstance(c, str)})
-        pending.append((_where(g["time_to_target_s"], hit), _where(g["steps_to_target"], hit),
-                        [_final(m, metric) for m in g["metrics"]],
-                        {name: [_final(m, name) for m in g["metrics"]] for name in names},
-                        g["train_time_s"], g["steps"], _costs(g)))
+    df, grp, found = _grouping(trials, ["problem_label", "label"])
+    codes = grp.codes
+    metrics = df["metrics"].tolist()
+    hit = _reached(df)
+    metric_of = _group_metric(df, grp, primary_metric)
+    hib = _Directions(df).per_group(grp, metric_of)
+    first = grp.first_index().tolist()
+    status_text = [str(s) for s in df["status"].tolist()]
+    statuses = [dict(sorted(Counter(status_text[i] for i in idx).items(), key=lambda kv: (-kv[1], kv[0])))
+                for idx in grp.rows()]
+    n_seeds = [len(v) for v in grp.distinct(df["seed"].tolist())]
+    threads = df["threads"].tolist()
+    threads = [sorted({int(t) for t in v}) for v in
+               grp.distinct(threads, [t is not None and not pd.isna(t) for t in threads])]
+    commits = [str(c)[:10] + ("+dirty" if d is True else "") if isinstance(c, str) else None
+               for c, d in zip(df["git_commit"].tolist(), df["git_dirty"].tolist())]
+    commits = _sorted_distinct(grp, commits, [c is not None for c in commits])
+    hosts = df["host"].tolist()
+    hosts = _sorted_distinct(grp, hosts, [isinstance(h, str) for h in hosts])
+    errors: list = [[] for _ in found]
+    error = df["error"].tolist()
+    for i in grp.order.tolist():
+        if isinstance(error[i], str) and error[i]:
+            errors[codes[i]].append(error[i])
+    names = [sorted({n for keys in v for n in keys}) for v in
+             grp.distinct([tuple(m) if isinstance(m, dict) else () for m in metrics])]
+    ttt = _plain(grp.stats(df["time_to_target_s"].tolist(), hit))
+    stt = _plain(grp.stats(df["steps_to_target"].tolist(), hit))
+    fin = _plain(grp.stats(_row_values(metrics, [metric_of[c] for c in codes.tolist()])))
+    per_name = {name: _plain(grp.stats([_final(m, name) for m in metrics], bootstrap=False))
+                for name in sorted({n for ns in names for n in ns})}
+    train = _plain(grp.stats(df["train_time_s"].tolist(), bootstrap=False))["median"]
+    steps = _plain(grp.stats(df["steps"].tolist(), bootstrap=False))["median"]
+    costs = grp.medians(_costs_per_row(df["time_to_target_s"].tolist(), hit)).tolist()
+    n_rows, n_hit = grp.counts.tolist(), grp.count(hit).tolist()
+    optimizer, hparams, kind = (df[c].tolist() for c in ("optimizer", "hparams", "kind"))
+    wilson: dict = {}
+    rows = []
+    for g, (problem, label) in enumerate(found):
+        n, reached, f = n_rows[g], n_hit[g], first[g]
+        if (reached, n) not in wilson:
+            wilson[(reached, n)] = wilson_interval(reached, n)
         rows.append({
-            "problem": problem, "optimizer": label, "optimizer_name": g["optimizer"][0],
-            "hparams": g["hparams"][0], "kind": g["kind"][0],
-            "seeds": n, "n_seeds": len(set(g["seed"])),
-            "statuses": statuses, "success_rate": reached / n,
-            "success_ci": wilson_interval(reached, n),
-            "time_to_target_s": reached, "time_to_target_iqr": None, "time_to_target_ci": None,
-            "steps_to_target": reached, "steps_to_target_iqr": None, "steps_to_target_ci": None,
-            "metric": metric, "higher_is_better": group_direction(g, metric),
-            "threads": sorted({int(t) for t in g["threads"] if t is not None and not pd.isna(t)}),
-            "final_metric": None, "final_metric_iqr": None, "final_metric_ci": None,
-            "final_metrics": None, "train_time_s": None, "steps": None, "cost": None,
-            "errors": [e for e in g["error"] if isinstance(e, str) and e],
-            "provenance": {"commits": commits,
-                           "hosts": sorted({str(h) for h in g["host"] if isinstance(h, str)})},
+            "problem": problem, "optimizer": label, "optimizer_name": optimizer[f],
+            "hparams": hparams[f], "kind": kind[f],
+            "seeds": n, "n_seeds": n_seeds[g],
+            "statuses": statuses[g], "success_rate": reached / n,
+            "success_ci": wilson[(reached, n)],
+            "time_to_target_s": ttt["median"][g] if reached else None,
+            "time_to_target_iqr": _pair(ttt, g), "time_to_target_ci": _pair(ttt, g, "ci"),
+            "steps_to_target": stt["median"][g] if reached else None,
+            "steps_to_target_iqr": _pair(stt, g), "steps_to_target_ci": _pair(stt, g, "ci"),
+            "metric": metric_of[g], "higher_is_better": hib[g],
+            "threads": threads[g],
+            "final_metric": fin["median"][g],
+            "final_metric_iqr": _pair(fin, g), "final_metric_ci": _pair(fin, g, "ci"),
+            "final_metrics": {name: {"median": per_name[name]["median"][g], "q1": per_name[name]["q1"][g],
+                                     "q3": per_name[name]["q3"][g]} for name in names[g]},
+            "train_time_s": train[g], "steps": steps[g], "cost": costs[g],
+            "errors": errors[g],
+            "provenance": {"commits": commits[g], "hosts": hosts[g]},
         })
-    # the statistics of every row at once (batch_stats: equal to one row at a time)
-    ttt, stt, fin = (batch_stats([p[k] for p in pending]) for k in range(3))
-    per_name = [(i, name) for i, p in enumerate(pending) for name in p[3]]
-    finals = batch_stats([pending[i][3][name] for i, name in per_name], bootstrap=False)
-    plain = batch_stats([p[4] for p in pending] + [p[5] for p in pending], bootstrap=False)
-    costs = batch_medians([p[6] for p in pending])
-    all_finals: list = [{} for _ in rows]
-    for (i, name), st in zip(per_name, finals):
-        all_finals[i][name] = {"median": st["median"], "q1": st["q1"], "q3": st["q3"]}
-    for i, r in enumerate(rows):
-        reached = r["time_to_target_s"]
-        r.update({
-            "time_to_target_s": ttt[i]["median"] if reached else None,
-            "time_to_target_iqr": (ttt[i]["q1"], ttt[i]["q3"]), "time_to_target_ci": (ttt[i]["ci_low"], ttt[i]["ci_high"]),
-            "steps_to_target": stt[i]["median"] if reached else None,
-            "steps_to_target_iqr": (stt[i]["q1"], stt[i]["q3"]), "steps_to_target_ci": (stt[i]["ci_low"], stt[i]["ci_high"]),
-            "final_metric": fin[i]["median"],
-            "final_metric_iqr": (fin[i]["q1"], fin[i]["q3"]), "final_metric_ci": (fin[i]["ci_low"], fin[i]["ci_high"]),
-            "final_metrics": all_finals[i],
-            "train_time_s": plain[i]["median"], "steps": plain[len(rows) + i]["median"], "cost": costs[i]})
 
     def order(r):
         fm = r["final_metric"]
@@ -428,43 +451,66 @@ def settings_summary(trials: pd.DataFrame) -> list[dict]:
     """One row per (problem, optimizer, setting): success rate, median time to target (over the
     seeds that reached it), cost, the selection (validation) metric's median final value, and
     ``best`` marking each optimizer's best setting on the problem, by the one rule of
-    bench_core.selection (success rate, median steps to target, selection metric)."""
+    bench_core.selection (success rate, median steps to target, selection metric; the same
+    numbers as ``selection.setting_rank``, every setting computed at once)."""
     if trials is None or len(trials) == 0:
         return []
-    rows, pending = [], []
-    by_opt: dict = {}
-    for (problem, opt, label), g in _groups(trials, ["problem_label", "optimizer", "label"]):
-        by_opt.setdefault((problem, opt), []).append((label, g))
-    for (problem, opt), settings in by_opt.items():
-        first = settings[0][1]
-        metric = selection_metric(first["targets"][0],
-                                  first_metrics([m for _, g in settings for m in g["metrics"]]))
-        hib = group_direction(first, metric)
+    df, grp, found = _grouping(trials, ["problem_label", "optimizer", "label"])
+    metrics = df["metrics"].tolist()
+    targets = df["targets"].tolist()
+    first = grp.first_index().tolist()
+    first_m = grp.first_index([isinstance(m, dict) and bool(m) for m in metrics]).tolist()
+    rows_of = grp.rows()
+    # settings of one (problem, optimizer) are consecutive: its selection metric comes from its
+    # first setting's targets and the first non-empty metrics over its settings in order
+    outer: dict = {}
+    for g, (problem, opt, _) in enumerate(found):
+        outer.setdefault((problem, opt), []).append(g)
+    metric_of, hib_of = [None] * len(found), [False] * len(found)
+    directions = _Directions(df)
+    memo: dict = {}
+    for gs in outer.values():
+        fm = next((first_m[g] for g in gs if first_m[g] >= 0), -1)
+        m = metrics[fm] if fm >= 0 else {}
+        key = (targets[first[gs[0]]], tuple(m))
+        if key not in memo:
+            memo[key] = selection_metric(key[0], m)
+        hib = directions.of_rows(rows_of[gs[0]].tolist(), memo[key])
+        for g in gs:
+            metric_of[g], hib_of[g] = memo[key], hib
+    codes = grp.codes.tolist()
+    hit = _reached(df)
+    values = _row_values(metrics, [metric_of[c] for c in codes])
+    ok = [s not in FAILED for s in df["status"].tolist()]
+    steps = [float(k) if h and k is not None and math.isfinite(float(k)) else math.inf
+             for k, h in zip(df["steps_to_target"].tolist(), hit)]
+    ttt = _plain(grp.stats(df["time_to_target_s"].tolist(), hit, bootstrap=False))["median"]
+    sel = _plain(grp.stats(values, bootstrap=False))["median"]
+    costs = grp.medians(_costs_per_row(df["time_to_target_s"].tolist(), hit)).tolist()
+    used = np.asarray(ok) & np.isfinite(as_floats(values))
+    rank_steps, rank_value = grp.medians(steps).tolist(), grp.medians(values, used).tolist()
+    n_used = grp.count(used).tolist()
+    n_rows, n_hit = grp.counts.tolist(), grp.count(hit).tolist()
+    kind, hparams = df["kind"].tolist(), df["hparams"].tolist()
+    rows = []
+    for gs in outer.values():
         group = []
-        for label, g in settings:
-            n = len(g["status"])
-            hit = [st == REACHED for st in g["status"]]
-            values = [_final(m, metric) for m in g["metrics"]]
-            group.append({
-                "problem": problem, "optimizer": opt, "label": label, "kind": g["kind"][0],
-                "hparams": json.loads(g["hparams"][0] or "{}"), "seeds": n,
-                "success_rate": sum(hit) / n, "reaches_target": None,
-                "time_to_target_s": _where(g["time_to_target_s"], hit),
-                "cost": _costs(g), "selection_metric": metric, "higher_is_better": hib,
-                "selection_value": values, "best": False,
-                "_rank": setting_rank(g["status"], g["steps_to_target"], values, "max" if hib else "min", label)})
-        pending.append(group)
-    flat = [r for group in pending for r in group]
-    stats = batch_stats([r["time_to_target_s"] for r in flat] + [r["selection_value"] for r in flat],
-                        bootstrap=False)
-    costs = batch_medians([r["cost"] for r in flat])
-    for i, r in enumerate(flat):
-        r.update(time_to_target_s=stats[i]["median"], selection_value=stats[len(flat) + i]["median"],
-                 cost=costs[i], reaches_target=math.isfinite(costs[i]))
-    for group in pending:
-        group.sort(key=lambda r: r.pop("_rank"))
-        group[0]["best"] = True
-        rows += group
+        for g in gs:
+            problem, opt, label = found[g]
+            success = n_hit[g] / n_rows[g]
+            value = rank_value[g]
+            if n_used[g] and hib_of[g]:
+                value = -value
+            group.append(((-success, rank_steps[g], value, label), {
+                "problem": problem, "optimizer": opt, "label": label, "kind": kind[first[g]],
+                "hparams": json.loads(hparams[first[g]] or "{}"), "seeds": n_rows[g],
+                "success_rate": success, "reaches_target": bool(math.isfinite(costs[g])),
+                "time_to_target_s": ttt[g], "cost": costs[g],
+                "selection_metric": metric_of[g], "higher_is_better": hib_of[g],
+                "selection_value": sel[g], "best": False}))
+        group.sort(key=lambda rr: rr[0])
+        group[0][1]["best"] = True
+        rows += [r for _, r in group]
     return rows
 
 
