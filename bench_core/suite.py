@@ -2,8 +2,9 @@
 
 Every problem runs with every optimizer of a kind it supports, once per seed, once per point of
 an optimizer's ``sweep`` (of hyperparameters) and once per point of a problem's ``sweep`` (of its
-params, e.g. sizes). Any mistake in the file raises ``BenchInputError`` with one line that names
-the file and the key.
+params, e.g. sizes), except where an optimizer entry's ``only`` table narrows the problem points
+it runs on (``only = { d = [32, 128], width = [64, 256] }``, see ``only_matcher``). Any mistake in
+the file raises ``BenchInputError`` with one line that names the file and the key.
 """
 from __future__ import annotations
 
@@ -28,7 +29,15 @@ from .filters import matcher
 from .hparams import problems as hparam_problems
 from .parametrization import rule_error
 from .registry import Registry, get_registry
-from .trial import DEFAULT_MAX_STEPS, SOLVE_TIMING_MODES, TIME_TO_TARGET_MODES, Budget, Target, Trial, optimizer_label  # noqa: F401
+from .trial import (  # noqa: F401
+    DEFAULT_MAX_STEPS,
+    SOLVE_TIMING_MODES,
+    TIME_TO_TARGET_MODES,
+    Budget,
+    Target,
+    Trial,
+    optimizer_label,
+)
 from .tuned_settings import TunedSettings
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32,
@@ -41,7 +50,9 @@ EVAL_KEYS = {"every": int, "points": int}
 SUITE_KEYS = {"name", "description", "seeds", "device", "dtype", "threads", "problems", "optimizers", "metrics"}
 PROBLEM_KEYS = {"name", "params", "sweep", "budget", "target", "eval", "dtype", "device", "threads"}
 INT64 = 2**63
-OPTIMIZER_KEYS = {"name", "hparams", "sweep", "hparams_from"}
+OPTIMIZER_KEYS = {"name", "hparams", "sweep", "hparams_from", "only"}
+#: Keys of an optimizer entry's ``only`` table besides the problems' parameters.
+ONLY_NAME_KEY, ONLY_BUDGET_KEY = "problem", "max_steps"
 
 
 @dataclass
@@ -107,12 +118,16 @@ def parse_suite(data: dict, source: str, registry: Registry, filters: list[str] 
         if "hparams_from" in entry:  # per-problem settings written by `bench tune`
             tuned_path = Path(source).parent / v.typed(entry["hparams_from"], str, f"{where}.hparams_from")
             tuned = TunedSettings.load(tuned_path, f"{source}: {where}.hparams_from")
+        only = v.typed(entry.get("only", {}), dict, f"{where}.only")
+        for key, values in only.items():
+            if not isinstance(values, list) or not values:
+                v.fail(f"{where}.only.{key}", "expected a non-empty list of values")
         for point in grid:
             chosen = {**hparams, **point}
             check_hparams(v, spec, chosen, where)
-            opt_entries.append((spec, {**spec.defaults, **chosen}, tuned, chosen, where))
+            opt_entries.append((spec, {**spec.defaults, **chosen}, tuned, chosen, where, only))
 
-    trials = []
+    problem_points = []  # (spec, entry settings, its points) of each [[problems]] entry
     for i, entry in enumerate(problems):
         where = f"problems[{i}]"
         v.keys(entry, PROBLEM_KEYS, where)
@@ -135,13 +150,19 @@ def parse_suite(data: dict, source: str, registry: Registry, filters: list[str] 
             v, entry.get("threads", suite_threads), f"{where}.threads")
         points = []
         for point in sweep_grid(v, entry, f"{where}.sweep"):  # problem-parameter sweep, as the optimizers'
-            for key, value in point.items():
+            for key in point:
                 if key in params:
                     v.fail(f"{where}.sweep.{key}", "given in params too: give it in one place")
             check_params(v, spec, point, f"{where}.sweep")
             points.append({**spec.params, **params, **point})
-        for (opt_spec, hp, tuned, chosen, o_where), full_params in itertools.product(opt_entries, points):
-            if spec.kind not in opt_spec.kinds:
+        problem_points.append((spec, budget, targets, directions, schedule, p_dtype, p_device, p_threads, points))
+
+    keeps = {o_where: only_matcher(v, only, problem_points, opt_spec, f"{o_where}.only")
+             for opt_spec, _, _, _, o_where, only in opt_entries}
+    trials = []
+    for spec, budget, targets, directions, schedule, p_dtype, p_device, p_threads, points in problem_points:
+        for (opt_spec, hp, tuned, chosen, o_where, _), full_params in itertools.product(opt_entries, points):
+            if spec.kind not in opt_spec.kinds or not keeps[o_where](spec.name, full_params, budget):
                 continue
             if tuned is not None:  # the tuned setting, under the entry's own hparams
                 found = tuned.hparams_for(opt_spec.name, spec.name, full_params,
@@ -176,6 +197,45 @@ def sweep_grid(v: _Validator, entry: dict, where: str) -> list[dict]:
         if not isinstance(values, list) or not values:
             v.fail(f"{where}.{key}", "expected a non-empty list of values")
     return [dict(zip(sweep, combo)) for combo in itertools.product(*sweep.values())] or [{}]
+
+
+def only_matcher(v: _Validator, only: dict, problem_points: list, opt_spec, where: str):
+    """The test ``(problem name, full params, budget) -> bool`` of an optimizer entry's ``only``
+    table, checked against the suite's problem points. Its keys: ``problem`` (problem names),
+    ``max_steps`` (the problem entry's budget) or any parameter of the suite's problems, each a
+    list of values; a point is kept when, for every key it has, its value is listed (a problem
+    without that parameter is not narrowed by it). A key no problem takes, a value no point of
+    the suite takes, or a table that leaves the entry no problem point fails."""
+    taken: dict = {ONLY_NAME_KEY: [], ONLY_BUDGET_KEY: []}
+    for spec, budget, *_, points in problem_points:
+        taken[ONLY_NAME_KEY].append(spec.name)
+        taken[ONLY_BUDGET_KEY].append(budget.max_steps)
+        for point in points:
+            for key, value in point.items():
+                taken.setdefault(key, []).append(value)
+    for key, values in only.items():
+        if key not in taken:
+            params = sorted(k for k in taken if k not in (ONLY_NAME_KEY, ONLY_BUDGET_KEY))
+            v.fail(f"{where}.{key}", f"unknown key: no problem of the suite takes it (expected "
+                   f"{ONLY_NAME_KEY}, {ONLY_BUDGET_KEY} or a parameter: {', '.join(params)})")
+        for value in values:
+            if not any(_same_value(value, t) for t in taken[key]):
+                seen = ", ".join(dict.fromkeys(repr(t) for t in taken[key]))
+                v.fail(f"{where}.{key}", f"{value!r} is not a value of the suite's problems ({key} takes {seen})")
+
+    def keep(name: str, params: dict, budget: Budget) -> bool:
+        have = {**params, ONLY_NAME_KEY: name, ONLY_BUDGET_KEY: budget.max_steps}
+        return all(any(_same_value(have[k], x) for x in values) for k, values in only.items() if k in have)
+
+    if only and not any(keep(spec.name, point, budget) for spec, budget, *_, points in problem_points
+                        for point in points if spec.kind in opt_spec.kinds):
+        v.fail(where, f"leaves {opt_spec.name} no problem of the suite to run on")
+    return keep
+
+
+def _same_value(a, b) -> bool:
+    """Equal as suite values (64 and 64.0 alike; true is not 1)."""
+    return type(a) is type(b) and a == b if isinstance(a, bool) or isinstance(b, bool) else a == b
 
 
 def apply_filters(trials: list[Trial], filters: list[str]) -> list[Trial]:
