@@ -1,6 +1,7 @@
 """The Ray executor (`bench run --executor ray [--address ADDR]`): trials as Ray tasks.
 
-With an address the driver joins that Ray cluster; without one it starts a local Ray instance
+With an address (``address=``, else the ``RAY_ADDRESS`` environment variable, as Ray's own
+tools read it) the driver joins that Ray cluster; without one it starts a local Ray instance
 (no dashboard). Each trial is a task asking for the resources its device setting needs: one GPU
 (and one CPU) for ``cuda``, ``cpus_per_trial`` CPUs (default 1, which is also its torch thread
 count) for ``cpu``. The task claims, runs and writes the trial itself, so the results directory
@@ -55,13 +56,14 @@ def _wait_released(out: str, trial_id: str, timeout_s: float = 60.0) -> None:
 
 
 class RayExecutor:
-    """Runs trials as tasks on a Ray cluster (`address`), or on a local Ray instance."""
+    """Runs trials as tasks on a Ray cluster (`address`, default ``$RAY_ADDRESS``), or on a
+    local Ray instance."""
 
     def __init__(self, address: str | None = None, registry: Registry | None = None,
                  cpus_per_trial: int = 1, grace_s: float = DEFAULT_GRACE_S, retries: int = 1,
                  log: Callable[[str], None] | None = None,
                  trial_timeout: float = DEFAULT_TRIAL_TIMEOUT_S):
-        self.address = address
+        self.address = address or os.environ.get("RAY_ADDRESS") or None
         self.registry = registry
         self.cpus_per_trial = cpus_per_trial
         self.grace_s = grace_s
