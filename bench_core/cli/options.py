@@ -11,7 +11,7 @@ def add_executor_options(p) -> None:
     p.add_argument("--executor", default="local", choices=["local", "process", "ray"],
                    help="where trials run: local (default), process (a worker pool), ray (a Ray cluster)")
     p.add_argument("--jobs", type=int, help="run trials in N worker processes (implies --executor process)")
-    p.add_argument("--address", help="address of an existing Ray cluster (default: start a local one)")
+    p.add_argument("--address", help="address of an existing Ray cluster (default: $RAY_ADDRESS, else start a local one)")
     p.add_argument("--trial-timeout", type=float, metavar="SECONDS",
                    help="with --jobs or --executor ray: kill a trial without max_seconds after SECONDS and "
                         "record it as timeout (default 3600; not part of the trial's key)")
