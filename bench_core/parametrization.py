@@ -84,55 +84,17 @@ from collections import OrderedDict
 
 import torch
 
+from .lr_rules import (
+    LR_EXPONENTS,
+    PARAMETRIZATIONS,
+    REFUSALS,
+    resolve_family,
+    rule_error,
+)
 from .problems import ROLES, ParamRole
 
-#: Parametrizations a width-parametrized problem takes; "sp" is the standard one (flat params).
-PARAMETRIZATIONS = ("sp", "mup", "umup")
-
-#: (parametrization, scaling family) -> exponent of width_mult per role (see the module docstring).
-LR_EXPONENTS = {
-    ("mup", "adam"): {"input": 0.0, "hidden": -1.0, "output": -1.0, "vector": 0.0},
-    ("mup", "sgd"): {"input": 1.0, "hidden": 0.0, "output": -1.0, "vector": 1.0},
-    ("mup", "kfac"): {"input": 0.0, "hidden": 0.0, "output": 0.0, "vector": 0.0},
-    ("mup", "shampoo"): {"input": 0.5, "hidden": 0.0, "output": -0.5, "vector": 0.5},
-    ("umup", "adam"): {"input": 0.0, "hidden": -0.5, "output": 0.0, "vector": 0.0},
-    ("umup", "sgd"): {"input": 1.0, "hidden": 1.0, "output": 1.0, "vector": 1.0},
-    ("mup", "muon"): {"input": 0.0, "hidden": 0.0, "output": -1.0, "vector": 0.0},
-    ("mup", "muon_rms"): {"input": 0.0, "hidden": -0.5, "output": -1.0, "vector": 0.0},
-    ("umup", "muon"): {"input": 0.0, "hidden": 0.5, "output": 0.0, "vector": 0.0},
-    ("umup", "muon_rms"): {"input": 0.0, "hidden": 0.0, "output": 0.0, "vector": 0.0},
-}
-
-
-def resolve_family(scaling: str, hparams: dict) -> str:
-    """The row of ``LR_EXPONENTS`` a declared family uses with these hyperparameters: "shampoo"
-    grafted onto Adam or SGD (``grafting``, default "adam") takes that optimizer's row; "muon"
-    with ``adjust_lr_fn="match_rms_adamw"`` takes the "muon_rms" row."""
-    if scaling == "shampoo":
-        grafting = hparams.get("grafting", "adam")
-        if grafting in ("adam", "sgd"):
-            return grafting
-    if scaling == "muon" and hparams.get("adjust_lr_fn", "original") == "match_rms_adamw":
-        return "muon_rms"
-    return scaling
-
-
-def rule_error(parametrization: str, scaling: str | None, hparams: dict | None = None) -> str | None:
-    """Why an optimizer of family `scaling` (with `hparams`) cannot run under `parametrization`,
-    in one line, or None when it can ("sp" always can). For the suite parser's check."""
-    if parametrization == "sp":
-        return None
-    if parametrization not in PARAMETRIZATIONS:
-        return f"parametrization must be one of {', '.join(PARAMETRIZATIONS)}, got {parametrization!r}"
-    if scaling is None:
-        return (f"parametrization {parametrization!r} needs an optimizer that declares its μP "
-                "learning-rate family (OptimizerSpec.scaling); this one declares none")
-    family = resolve_family(scaling, hparams or {})
-    if (parametrization, family) not in LR_EXPONENTS:
-        known = ", ".join(f"{p}/{s}" for p, s in LR_EXPONENTS)
-        return (f"no learning-rate rule for optimizer family {family!r} under parametrization "
-                f"{parametrization!r} (rules: {known})")
-    return None
+__all__ = ["LR_EXPONENTS", "PARAMETRIZATIONS", "REFUSALS", "ScaledLinear", "lr_multiplier", "param_groups",
+           "resolve_family", "rule_error"]
 
 
 def lr_multiplier(parametrization: str, scaling: str, role: str, width_mult: float) -> float:

@@ -8,12 +8,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from .lr_rules import SCALINGS  # the μP families a spec may declare
+
 #: Problem kinds the runner knows how to drive.
 KINDS = ("training", "linear_system")
 #: What an optimizer may ask the runner's closure to provide.
 REQUIREMENTS = ("grad", "loss_only", "create_graph", "model")
-#: μP learning-rate families an optimizer may declare (rules in bench_core/parametrization.py).
-SCALINGS = ("adam", "sgd", "kfac", "shampoo", "muon")
 
 
 # --------------------------------------------------------------------------- search spaces
@@ -84,9 +84,11 @@ class OptimizerSpec:
     ``model`` (the factory gets the nn.Module).
 
     ``scaling`` names the optimizer's μP learning-rate family (one of ``SCALINGS``: "adam" for
-    Adam-type updates, "sgd", "kfac", "shampoo"); on a problem with parametrization "mup" or
+    Adam-type updates, "sgd", "kfac", "shampoo", ...); on a problem with parametrization "mup" or
     "umup" the learning rate of each tensor is multiplied by its role's factor
-    (``bench_core.parametrization``). None: no rule is declared, and such problems refuse it.
+    (``bench_core.parametrization``). A refusing family (``bench_core.lr_rules.REFUSALS``, e.g.
+    "relative" for trust-ratio methods) says why there is no rule; None: nothing is declared.
+    Either way such problems refuse the optimizer in one line when the suite is parsed.
     """
 
     name: str

@@ -7,6 +7,7 @@ import torch
 from bench_core.cli import main
 from bench_core.errors import BenchInputError
 from bench_core.registry import build_registry
+from bench_core.specs import OptimizerSpec
 from bench_core.suite import load_suite, parse_suite
 from bench_core.trial import Target
 
@@ -167,6 +168,9 @@ def test_a_parametrization_needs_an_optimizer_with_a_learning_rate_rule(registry
     entry = {"name": "vision.digits_mlp", "params": {"parametrization": "mup"}}
     ok = parse_suite({"problems": [entry], "optimizers": [{"name": "torch.adam"}]}, "s.toml", registry)
     assert ok.trials and ok.trials[0].params["parametrization"] == "mup"
-    undeclared = next(n for n, s in registry.optimizers.items() if "training" in s.kinds and s.scaling is None)
-    with pytest.raises(BenchInputError, match=r"s\.toml: optimizers\[0\]\.name: .*declares its μP"):
-        parse_suite({"problems": [entry], "optimizers": [{"name": undeclared}]}, "s.toml", registry)
+    registry.optimizers["third.undeclared"] = OptimizerSpec("third.undeclared", torch.optim.SGD)
+    try:  # every own optimizer declares a family (tests/test_mup_rules.py); a third-party one may not
+        with pytest.raises(BenchInputError, match=r"s\.toml: optimizers\[0\]\.name: .*declares its μP"):
+            parse_suite({"problems": [entry], "optimizers": [{"name": "third.undeclared"}]}, "s.toml", registry)
+    finally:
+        del registry.optimizers["third.undeclared"]

@@ -120,9 +120,9 @@ def test_training_loop_builds_groups_or_refuses_in_one_line(registry):
     assert row["status"] == "ok", row["error"]
     row, _ = run_trial(_trial(registry, "vision.digits_mlp", "torch.lbfgs",
                               {"width": 128, "parametrization": "mup"}, {}), registry)
-    assert row["status"] == "error"
-    assert "torch.lbfgs on vision.digits_mlp" in row["error"] and "OptimizerSpec.scaling" in row["error"]
-    assert "\n" not in row["error"]
+    assert row["status"] == "error"  # a refusing family ("quasi_newton"): its reason, in one line
+    assert "torch.lbfgs on vision.digits_mlp" in row["error"] and "no μP learning-rate rule" in row["error"]
+    assert "quasi_newton" in row["error"] and "\n" not in row["error"]
 
 
 # --------------------------------------------------------------------------- coordinate check

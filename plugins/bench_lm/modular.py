@@ -5,7 +5,11 @@ all p² equations ``a ∘ b = c`` (∘ is + or −) are split at random (fixed p
 fraction and a validation rest. The input is the token sequence ``[a, b, =]``; the model predicts
 c at the last position. Full-batch training; the training set is memorized long before the
 validation accuracy rises, and weight decay speeds the rise. Metrics: ``loss``,
-``train_accuracy``, ``val_loss``, ``val_accuracy``. Size: the modulus p and the model width d;
+``train_accuracy``, ``val_loss``, ``val_accuracy``, and the size and data counts of a scaling fit
+(``bench scaling``), as lm.char_gpt and the vision problems report them: ``n_params`` (trainable
+parameters), ``train_samples`` (equations trained on so far: training steps × the batch size, or
+× the training set for full-batch steps) and ``train_tokens`` (3 × train_samples: the tokens
+[a, b, =] each equation feeds through the model). Size: the modulus p and the model width d;
 ``parametrization`` "sp" | "mup" | "umup" (see gpt.py) relative to ``base_width``.
 """
 from __future__ import annotations
@@ -46,6 +50,8 @@ class ModularArithmetic(bench_core.TrainingProblem):
         self.parametrization = parametrization
         self.batch_size, self.seed = int(batch_size), seed
         self.stochastic_rounding = bool(stochastic_rounding)
+        self.n_params = sum(p.numel() for p in self.model.parameters())
+        self._steps_seen = 0
 
     def param_roles(self):
         """Every parameter with its role and width multiplier d / base_width (see gpt.py)."""
@@ -54,6 +60,7 @@ class ModularArithmetic(bench_core.TrainingProblem):
     def batch(self, step: int):
         """Full batch by default (None); with batch_size > 0, random training indices per (seed, step)."""
         n = len(self.y_train)
+        self._steps_seen = max(self._steps_seen, step)
         if self.batch_size <= 0 or self.batch_size >= n:
             return None
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
@@ -70,9 +77,14 @@ class ModularArithmetic(bench_core.TrainingProblem):
         return F.cross_entropy(self._logits(self.x_train[batch]), self.y_train[batch])
 
     def evaluate(self):
-        """Training loss and accuracy, validation loss and accuracy."""
+        """Training loss and accuracy, validation loss and accuracy; the parameter count and the
+        equations (and tokens) trained on so far."""
         lt, lv = self._logits(self.x_train), self._logits(self.x_val)
+        n = len(self.y_train)
+        samples = self._steps_seen * (self.batch_size if 0 < self.batch_size < n else n)
         return {"loss": float(F.cross_entropy(lt, self.y_train)),
                 "train_accuracy": float((lt.argmax(1) == self.y_train).float().mean()),
                 "val_loss": float(F.cross_entropy(lv, self.y_val)),
-                "val_accuracy": float((lv.argmax(1) == self.y_val).float().mean())}
+                "val_accuracy": float((lv.argmax(1) == self.y_val).float().mean()),
+                "n_params": float(self.n_params), "train_samples": float(samples),
+                "train_tokens": float(3 * samples)}

@@ -25,7 +25,8 @@ def bench_problems():
             params={"p": 23, "op": "add", "train_fraction": 0.5, "d": 32, "heads": 4, "layers": 1,
                     "batch_size": 0, "stochastic_rounding": False, "parametrization": "sp", "base_width": 32},
             targets={"val_accuracy": 0.95}, budget={"max_steps": 1000},
-            reports=("loss", "train_accuracy", "val_loss", "val_accuracy"),
+            reports=("loss", "train_accuracy", "val_loss", "val_accuracy", "n_params", "train_samples",
+                     "train_tokens"),
             description="(a + b) mod p with a small transformer, where grokking shows (size: p, width d; "
                         "parametrization sp/mup/umup relative to base_width)."),
     ]
@@ -47,4 +48,6 @@ def bench_metrics():
                               description="trainable parameter count (a size for scaling fits)"),
         bench_core.MetricSpec("train_tokens", None, higher_is_better=False, unit="tokens",
                               description="tokens trained on so far (data for scaling fits)"),
+        bench_core.MetricSpec("train_samples", None, higher_is_better=False, unit="examples",
+                              description="examples (equations) trained on so far (data for scaling fits)"),
     ]

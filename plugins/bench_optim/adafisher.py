@@ -131,6 +131,6 @@ def adafisher_specs() -> list[bench_core.OptimizerSpec]:
         defaults={"lr": 1e-2, "betas": (0.9, 0.99), "damping": 1e-3},
         search_space={"lr": bench_core.LogUniform(1e-5, 1e-1),
                       "damping": bench_core.LogUniform(1e-5, 1e-1)},
-        requires={"grad", "model"},
+        requires={"grad", "model"}, scaling="curvature",
         description="Adam-style step preconditioned by a diagonal Kronecker-factored Fisher "
                     "(AdaFisher: Adaptive Second Order Optimization via Fisher Information)")]

@@ -50,5 +50,6 @@ def heavyball_specs() -> list[bench_core.OptimizerSpec]:
         specs.append(bench_core.OptimizerSpec(
             name=f"hb.{name.lower()}", factory=_eager_factory(cls), defaults={"lr": lr} if ok else {},
             search_space={"lr": bench_core.LogUniform(lr / 30, lr * 30)} if ok else {},
+            scaling="unverified",  # heavyball is an optional extra: its updates are not checked under μP
             description=f"heavyball {name} (eager): {(inspect.getdoc(cls) or '').splitlines()[0] if inspect.getdoc(cls) else ''}"))
     return specs

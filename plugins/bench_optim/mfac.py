@@ -282,6 +282,7 @@ def mfac_specs() -> list[bench_core.OptimizerSpec]:
         defaults={"lr": 0.1, "momentum": 0.0, "num_grads": 32, "damping": 0.1},
         search_space={"lr": bench_core.LogUniform(1e-6, 1.0),
                       "damping": bench_core.LogUniform(1e-8, 1e-1)},
+        scaling="sgd",
         description="M-FAC: SGD preconditioned by a sliding-window empirical Fisher inverse "
                     "(M-FAC: Efficient Matrix-Free Approximations of Second-Order Information); "
                     "compression topk/lowrank with error feedback (EFCP)")]

@@ -17,8 +17,17 @@ of the step's batch inside the step (f* is the optimal value, 0 under interpolat
                               ``self.bench_counters["hvp"]``
 
 A step with f_i(x) ≤ f* or a zero gradient leaves x unchanged.
+
+Under μP (param groups carrying ``lr_multiplier`` m_g, ``bench_core.param_groups`` with the SGD
+rule) the Polyak step is taken in the metric M = diag(m_g): ‖g‖² becomes Σ_g m_g ‖g_g‖² and the
+step of group g is lr_g · size · g_g with lr_g = lr · m_g, i.e. x ← x − lr · min(gap / (c ‖g‖²_M),
+max_step) · M g, the projection of SPS in the geometry where SGD is μP. With the plain norm the
+readout's gradient (‖g_out‖² ∝ width under μP) would shrink every step ∝ 1/width. Without groups
+(m = 1) this is SPS_max unchanged.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -44,10 +53,10 @@ class Polyak(torch.optim.Optimizer):
         with torch.enable_grad():
             loss = closure()
         first = self.param_groups[0]
-        sq = sum(float((p.grad * p.grad).sum()) for g in self.param_groups for p in g["params"]
-                 if p.grad is not None)
+        sq = sum(g.get("lr_multiplier", 1.0) * float((p.grad * p.grad).sum()) for g in self.param_groups
+                 for p in g["params"] if p.grad is not None)
         gap = _gap(loss, first["f_star"])
-        if sq <= first["eps"] or gap == 0.0 or sq != sq:
+        if sq <= first["eps"] or gap == 0.0 or math.isnan(sq):
             return loss
         size = min(gap / (first["c"] * sq), first["max_step"])
         for group in self.param_groups:
@@ -115,7 +124,7 @@ class SANIA(torch.optim.Optimizer):
             entries.append((p, group, metric))
         sq = sum(float((p.grad.detach() ** 2 / b).sum()) for p, _, b in entries)
         gap = _gap(loss, self.param_groups[0]["f_star"])
-        if entries and sq > 0.0 and gap > 0.0 and sq == sq:
+        if entries and sq > 0.0 and gap > 0.0 and not math.isnan(sq):
             for p, group, b in entries:
                 p.addcdiv_(p.grad.detach(), b, value=-group["lr"] * gap / sq)
         if self.hutchinson:

@@ -404,14 +404,14 @@ def psgd_specs() -> list[bench_core.OptimizerSpec]:
         bench_core.OptimizerSpec(
             name="psgd.kron_whiten", factory=whiten,
             defaults={"lr": 1e-3, "momentum": 0.9, "precond_lr": 0.1},
-            search_space={"lr": bench_core.LogUniform(1e-5, 1e-1)},
+            search_space={"lr": bench_core.LogUniform(1e-5, 1e-1)}, scaling="adam",
             description="PSGD, Kronecker Lie-group preconditioner fit to whiten the gradient "
                         "(Curvature-Informed SGD via General Purpose Lie-Group Preconditioners)"),
         bench_core.OptimizerSpec(
             name="psgd.kron_newton", factory=newton,
             defaults={"lr": 0.5, "momentum": 0.0, "precond_lr": 0.1, "clip_update_rms": None},
             search_space={"lr": bench_core.LogUniform(1e-3, 1.0)},
-            requires={"grad", "create_graph"},
+            requires={"grad", "create_graph"}, scaling="curvature",
             description="PSGD, Kronecker Lie-group preconditioner fit to Hessian-vector products "
                         "(Curvature-Informed SGD via General Purpose Lie-Group Preconditioners)"),
     ]

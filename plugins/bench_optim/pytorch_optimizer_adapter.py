@@ -17,6 +17,40 @@ REQUIRES = {"adahessian": {"grad", "create_graph"}, "sophiah": {"grad", "create_
 #: Required constructor arguments the library gives no default for (our defaults).
 EXTRA_DEFAULTS = {"ranger21": {"num_iterations": 1000}, "bsam": {"num_data": 1000}}
 
+#: μP learning-rate family of each optimizer (OptimizerSpec.scaling; rules and refusals in
+#: bench_core.lr_rules, the reasoning per family in docs/scaling.md). Read from each method's
+#: update and checked by the update-size coordinate check (tests/test_mup_rules.py): entries of
+#: Θ(1) per coordinate (Adam-normalized, sign-based, clipped like Sophia) take "adam"; plain
+#: gradient steps "sgd"; a unit-Frobenius step per tensor "normalized"; steps already
+#: width-independent by construction (Scion's operator-norm LMOs) "width_invariant".
+SCALING = {
+    **dict.fromkeys([
+        "adabelief", "adagc", "adam", "adamax", "adamc", "adammini", "adamp", "adams", "adamw", "adamwsn",
+        "adan", "adanorm", "adapnm", "adashift", "adatam", "ademamix", "adopt", "ano", "bcos", "came",
+        "conda", "dash", "diffgrad", "dualadam", "emofact", "emolynx", "emonavi", "exadam", "fadam",
+        "flashadamw", "focus", "grams", "grokfastadamw", "kron", "laprop", "lion", "mars", "nadam",
+        "qhadam", "radam", "ranger", "ranger21", "rmsprop", "rose", "sara", "schedulefreeadamw",
+        "schedulefreeradam", "signsgd", "simplifiedademamix", "sm3", "soap", "sophiah", "spam",
+        "stableadamw", "stablespam", "tiger"], "adam"),
+    **dict.fromkeys(["accsgd", "adai", "aggmo", "avagrad", "lomo", "msvag", "pid", "pnm", "qhm",
+                     "scalableshampoo", "schedulefreesgd", "sgd", "sgdp", "sgdw", "tam"], "sgd"),
+    "novograd": "normalized",
+    **dict.fromkeys(["scion", "scionlight"], "width_invariant"),
+    **dict.fromkeys(["adalite", "adalomo", "fromage", "lamb", "lars", "nero"], "relative"),
+    **dict.fromkeys(["adamg", "dadaptadagrad", "dadaptadam", "dadaptadan", "dadaptlion", "dadaptsgd",
+                     "prodigy"], "parameter_free"),
+    **dict.fromkeys(["adago", "adamuon", "distributedmuon", "muon", "muonclip", "normuon"], "orthogonalized"),
+    **dict.fromkeys(["adahessian", "apollodqn"], "curvature"),
+    "lbfgs": "quasi_newton",
+    **dict.fromkeys(["alig", "asgd"], "global_step"),
+    **dict.fromkeys(["alice", "apollo", "fira", "galore", "lorarite"], "low_rank"),
+    **dict.fromkeys(["amos", "sgdsai", "splus", "spectralsphere"], "own_scaling"),
+    **dict.fromkeys(["adabound", "adadelta", "padam", "swats", "yogi"], "switching"),
+    **dict.fromkeys(["a2grad", "adafactor", "ftrl", "srmm"], "ignores_lr"),
+    **dict.fromkeys(["adamod", "adasmooth", "aida", "bsam", "demo", "gravity", "kate", "madgrad", "magma",
+                     "racs", "shampoo", "vsgd"], "unverified"),
+}
+
 
 def _default_lr(cls) -> float | None:
     try:
@@ -44,6 +78,6 @@ def pytorch_optimizer_specs() -> list[bench_core.OptimizerSpec]:
         specs.append(bench_core.OptimizerSpec(
             name=f"po.{name}", factory=cls, defaults={**({"lr": lr} if lr else {}), **EXTRA_DEFAULTS.get(name, {})},
             search_space=space,
-            requires=REQUIRES.get(name, {"grad"}),
+            requires=REQUIRES.get(name, {"grad"}), scaling=SCALING.get(name, "unverified"),
             description=f"pytorch-optimizer {cls.__name__}: {doc}"))
     return specs

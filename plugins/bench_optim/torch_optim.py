@@ -14,10 +14,14 @@ DEFAULTS = {
     "Adam": {"lr": 1e-3},
     "AdamW": {"lr": 1e-3, "weight_decay": 1e-2},
 }
-#: μP learning-rate families (OptimizerSpec.scaling, see bench_core.parametrization): updates
-#: normalized per entry (Adam-type, sign-like) and plain gradient steps. Others declare none.
-SCALING = {**dict.fromkeys(["Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Adagrad", "RMSprop", "Rprop"], "adam"),
-           "SGD": "sgd", "ASGD": "sgd"}
+#: μP learning-rate families (OptimizerSpec.scaling, rules and refusals in bench_core.lr_rules):
+#: updates normalized per entry (Adam-type, sign-like; SparseAdam for sparse gradients) and plain
+#: gradient steps; the others refuse μP with their family's reason ("unverified" for a class
+#: a later torch adds).
+SCALING = {**dict.fromkeys(["Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Adagrad", "RMSprop", "Rprop",
+                            "SparseAdam"], "adam"),
+           "SGD": "sgd", "ASGD": "sgd", "Adadelta": "switching", "Adafactor": "relative",
+           "LBFGS": "quasi_newton", "Muon": "orthogonalized"}
 LR_SPACE = {"LBFGS": bench_core.LogUniform(1e-2, 1.0), "Adadelta": bench_core.LogUniform(1e-2, 10.0)}
 
 
@@ -36,5 +40,5 @@ def torch_optimizer_specs() -> list[bench_core.OptimizerSpec]:
         specs.append(bench_core.OptimizerSpec(
             name=f"torch.{name.lower()}", factory=cls, defaults=dict(DEFAULTS.get(name, {})),
             search_space={"lr": LR_SPACE.get(name, bench_core.LogUniform(1e-5, 1.0))},
-            description=f"torch.optim.{name}: {doc}", scaling=SCALING.get(name)))
+            description=f"torch.optim.{name}: {doc}", scaling=SCALING.get(name, "unverified")))
     return specs
