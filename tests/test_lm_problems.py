@@ -71,7 +71,8 @@ def test_modular_arithmetic_split_and_labels():
     train_pairs = {tuple(r) for r in p.x_train.tolist()}
     assert not train_pairs & {tuple(r) for r in p.x_val.tolist()}
     with torch.no_grad():
-        assert set(p.evaluate()) == {"loss", "train_accuracy", "val_loss", "val_accuracy"}
+        assert set(p.evaluate()) == {"loss", "train_accuracy", "val_loss", "val_accuracy", "n_params",
+                                     "train_samples", "train_tokens"}
 
 
 @pytest.mark.parametrize("name", sorted(TINY))
