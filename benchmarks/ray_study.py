@@ -15,7 +15,10 @@ For each: wall time of ``run_suite``, trials per second, the trials' own time (t
 ``ended_at - started_at``, what ``run_trial`` spends: problem, loop, evaluation, provenance), and
 the per-trial overhead = slots × wall / trials - own time, the worker time per trial spent
 outside the trial (claim, completeness check, the two atomic Parquet writes with fsync, hand-out
-and result). The head is stopped in a ``finally`` (also on Ctrl-C).
+and result). The "hand-out only" rows give the completed study to the pool and to Ray again
+through ``executor.run`` (bypassing the resume's skip): each worker claims its trial, finds it
+complete and answers, so they time the driver's scheduling rate with one claim and status read
+per trial. The head is stopped in a ``finally`` (also on Ctrl-C).
 
     python benchmarks/ray_study.py [--trials 1000] [--seeds 10] [--steps 20]
 
@@ -84,6 +87,23 @@ def timed_run(suite_path: Path, out: Path, executor, slots: int) -> dict:
             "load": (load, os.getloadavg()[0])}
 
 
+def handout(suite_path: Path, out: Path, executor, slots: int) -> dict:
+    """Hand every trial of a completed study to `executor` again, bypassing run_suite's skip:
+    each worker claims its trial, finds it complete and answers None. The driver's hand-out
+    rate plus one claim and status read per trial, without running or writing anything."""
+    from bench_core.suite import load_suite
+
+    trials = load_suite(suite_path).trials
+    answers = []
+    load = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    executor.run(trials, str(out), "handout", answers.append)
+    wall = time.perf_counter() - t0
+    assert len(answers) == len(trials) and not any(answers), "a completed trial ran again"
+    return {"wall": wall, "ran": 0, "trials": len(trials), "own_ms": 0.0, "slots": slots,
+            "overhead_ms": 1000 * slots * wall / len(trials), "load": (load, os.getloadavg()[0])}
+
+
 def study(trials: int, seeds: int, steps: int, scratch: Path) -> tuple[list, dict]:
     """The three runs and the resume; rows of (label, figures) and the Ray start-up times."""
     import ray
@@ -100,6 +120,7 @@ def study(trials: int, seeds: int, steps: int, scratch: Path) -> tuple[list, dic
     try:
         timed_run(warm, scratch / "warm-pool", pool, 2)
         rows.append(("process pool, `--jobs 2`", timed_run(path, scratch / "pool", pool, 2)))
+        rows.append(("process pool, hand-out only", handout(path, scratch / "pool", pool, 2)))
     finally:
         pool.close()
     t0 = time.perf_counter()
@@ -112,6 +133,7 @@ def study(trials: int, seeds: int, steps: int, scratch: Path) -> tuple[list, dic
         slots = int(ray.cluster_resources().get("CPU", 1))
         timed_run(warm, scratch / "warm-ray", executor, slots)
         rows.append((f"Ray by address, {slots} CPUs", timed_run(path, scratch / "ray", executor, slots)))
+        rows.append(("Ray, hand-out only", handout(path, scratch / "ray", executor, slots)))
         rows.append(("Ray, same study again (resume)", timed_run(path, scratch / "ray", executor, slots)))
         stop_t0 = time.perf_counter()
     startup = {"head_s": head_s, "connect_s": connect_s, "stop_s": time.perf_counter() - stop_t0}
@@ -126,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="ray-study-") as scratch:
         rows, startup = study(args.trials, args.seeds, args.steps, Path(scratch))
-    anchor, pool, ray_row = rows[0][1], rows[1][1], rows[2][1]
+    anchor, pool, ray_row = rows[0][1], rows[1][1], rows[3][1]
     print(f"\n{args.trials} trials: synthetic.quadratic dim 10 x torch.sgd ({args.trials // args.seeds} "
           f"learning rates) x {args.seeds} seeds, {args.steps} steps, no target; warm workers\n")
     print("| run | trials run | wall s | trials/s | own ms per trial | overhead ms per trial (slots x wall/trials - own) "
@@ -134,9 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---:|---:|---:|---:|---:|---:|---|")
     for label, r in rows:
         own = f"{r['own_ms']:.1f}" if r["ran"] else "-"
-        over = f"{r['overhead_ms']:.1f}" if r["ran"] else "-"
+        over = "-" if r["overhead_ms"] != r["overhead_ms"] else f"{r['overhead_ms']:.1f}"  # NaN: a resume
+        speedup = f"{anchor['wall'] / r['wall']:.2f}x" if r["ran"] else "-"
         print(f"| {label} | {r['ran']} | {r['wall']:.1f} | {r['trials'] / r['wall']:.0f} | {own} | {over} "
-              f"| {anchor['wall'] / r['wall']:.2f}x | {r['load'][0]:.1f} / {r['load'][1]:.1f} |")
+              f"| {speedup} | {r['load'][0]:.1f} / {r['load'][1]:.1f} |")
     print(f"\nRay over the process pool: {pool['wall'] / ray_row['wall']:.2f}x "
           f"(wall {ray_row['wall']:.1f} s against {pool['wall']:.1f} s); over serial {anchor['wall'] / ray_row['wall']:.2f}x.")
     print(f"Ray head start (ray start --head until 'Ray runtime started') {startup['head_s']:.1f} s, "
