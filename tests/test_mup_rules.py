@@ -4,6 +4,9 @@ one line, the update size per role is width-independent under a declared rule (a
 a wrong one), and lm.modular_arithmetic reports the size and data counts of a scaling fit."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -15,11 +18,11 @@ from bench_core.lr_rules import (
     resolve_family,
     rule_error,
 )
-from bench_core.parametrization import param_groups
 from bench_core.registry import build_registry
 from bench_core.suite import parse_suite
 
-WIDTHS = (64, 256)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ is a folder, not a package
+from benchmarks import mup_update_check
 
 
 @pytest.fixture(scope="module")
@@ -84,52 +87,9 @@ def test_a_refusing_family_ends_the_parse_in_one_line(registry):
 
 
 # --------------------------------------------------------------------------- update-size check
-def _update_sizes(registry, optimizer: str, width: int, row: dict, lr: float, steps: int = 4) -> dict:
-    """rms of each layer's own update's effect on a fixed batch, per role, after `steps` steps
-    of `optimizer` (a gradient method) on a depth-2 μP digits MLP (float64: at these lrs float32
-    rounding shows in the small updates) with per-role lrs from `row`:
-    |ΔW x| for input/hidden/output weights (x: the layer's input), |Δb| for the hidden biases."""
-    spec = registry.optimizer(optimizer)
-    problem = registry.problem("vision.digits_mlp").factory(
-        seed=0, device="cpu", dtype=torch.float64, width=width, depth=2, parametrization="mup", base_width=64)
-    layers = [m for m in problem.model if isinstance(m, torch.nn.Linear)]
-    inputs = []
-    hooks = [layer.register_forward_hook(lambda m, i, o: inputs.append(i[0].detach())) for layer in layers]
-    with torch.no_grad():
-        problem.loss(problem.batch(0))
-    for h in hooks:
-        h.remove()
-    start = [(layer.weight.detach().clone(), layer.bias.detach().clone()) for layer in layers]
-    LR_EXPONENTS[("mup", "_probe")] = row
-    try:
-        groups = param_groups(problem, "_probe", {**spec.defaults, "lr": lr})
-    finally:
-        del LR_EXPONENTS[("mup", "_probe")]
-    torch.manual_seed(0)
-    opt = spec.factory(groups, **{**spec.defaults, "lr": lr})
-    for step in range(1, steps + 1):
-        batch = problem.batch(step)
-
-        def closure(batch=batch):
-            opt.zero_grad()
-            loss = problem.loss(batch)
-            loss.backward()
-            return loss
-        opt.step(closure)
-    sizes = {}
-    with torch.no_grad():
-        for k, (layer, (w0, b0), x) in enumerate(zip(layers, start, inputs)):
-            role = "input" if k == 0 else "output" if k == len(layers) - 1 else "hidden"
-            sizes[role] = float(((layer.weight - w0) @ x.T).pow(2).mean().sqrt())
-            if role == "hidden":
-                sizes["vector"] = float((layer.bias - b0).pow(2).mean().sqrt())
-    return sizes
-
-
 def _spread(registry, optimizer, family, lr):
-    """max/min over WIDTHS of the update size, per role."""
-    runs = [_update_sizes(registry, optimizer, w, LR_EXPONENTS[("mup", family)], lr) for w in WIDTHS]
-    return {r: max(s[r] for s in runs) / min(s[r] for s in runs) for r in runs[0]}
+    """max/min over widths 64 and 256 of the update size per role (benchmarks/mup_update_check.py)."""
+    return mup_update_check.spread(registry, optimizer, LR_EXPONENTS[("mup", family)], lr)
 
 
 @pytest.mark.parametrize("optimizer,family,wrong,lr", [
