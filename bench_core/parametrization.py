@@ -6,7 +6,9 @@ A training problem with ``parametrization`` "mup" or "umup" labels its tensors w
 multipliers. The learning-rate part depends on the optimizer, which the problem cannot know: an
 ``OptimizerSpec`` declares its family in ``scaling`` and ``param_groups`` gives each tensor the
 learning rate ``lr × width_mult ** e``, with e from the table below (``width_mult`` = the
-tensor's width dimension over the problem's base width, see ``ParamRole``).
+tensor's width dimension over the problem's base width, see ``ParamRole``). The rows, and the
+families that refuse μP with a one-line reason, are in ``bench_core.lr_rules``; which optimizer
+takes which family, and why, is in docs/scaling.md ("Every optimizer declares a family").
 
 μP ("Tensor Programs V: Tuning Large Neural Networks via Zero-Shot Hyperparameter Transfer",
 Table 3, the formulation without output multiplier: input weights and biases init var 1/fan_in,
@@ -17,6 +19,15 @@ hidden var 1/fan_in, output weights var 1/fan_in² or zero, all multipliers 1):
     mup  sgd                      +1      0      -1      +1      Table 3, SGD LR column (biases ∝ fan_out)
     mup  kfac                      0      0       0       0      see below
     mup  shampoo (grafting none) +1/2     0     -1/2    +1/2     see below
+    mup  normalized              +1/2     0     -1/2    +1/2     ‖ΔW‖_F = lr per tensor (NovoGrad)
+    mup  width_invariant           0      0       0       0      steps width-independent by design (Scion)
+    mup  zeroth -> sgd's row                                     SPSA / coordinate estimates of g
+
+"normalized": a step g/‖g‖_F per tensor has ‖ΔW‖_F = lr, and a rank-one gradient's Frobenius
+norm is its spectral norm, so the spectral condition ‖ΔW‖₂ = Θ(sqrt(fan_out/fan_in)) asks for
+lr ∝ sqrt(fan_out/fan_in): the ungrafted Shampoo row. "zeroth": E[(zᵀg) z] = g, so the expected
+step of MeZO (and of DeepZero over all coordinates) is SGD's with each group's lr; the estimate's
+noise grows with the parameter count and does not follow any row.
 
 u-μP ("u-μP: The Unit-Scaled Maximal Update Parametrization"): every weight has unit init and
 each matmul is scaled at the op, by 1/sqrt(fan_in) (input and hidden) and 1/fan_in (readout).
