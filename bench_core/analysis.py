@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections import Counter
 from statistics import NormalDist
 
 import numpy as np
@@ -278,8 +277,12 @@ def _grouping(trials: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, Grou
 
 
 def _plain(stats: dict) -> dict:
-    """``Groups.stats`` arrays as lists of plain floats, None where a group had no values (NaN)."""
-    return {k: [None if math.isnan(v) else v for v in a.tolist()] for k, a in stats.items() if k != "n"}
+    """``Groups.stats`` arrays as lists of plain floats, None where a group had no values (NaN),
+    with "iqr" and "ci": the (q1, q3) and (ci_low, ci_high) pairs of each group."""
+    out = {k: [None if math.isnan(v) else v for v in a.tolist()] for k, a in stats.items() if k != "n"}
+    out["iqr"] = list(zip(out["q1"], out["q3"]))
+    out["ci"] = list(zip(out["ci_low"], out["ci_high"]))
+    return out
 
 
 def _reached(df: pd.DataFrame) -> np.ndarray:
@@ -341,12 +344,6 @@ def _costs_per_row(values: list, hit: np.ndarray) -> list[float]:
     return [float(v) if h and v is not None and not pd.isna(v) else math.inf for v, h in zip(values, hit)]
 
 
-def _pair(st: dict, g: int, which: str = "iqr") -> tuple:
-    """Group g's (q1, q3), or with which="ci" its (ci_low, ci_high), from ``_plain`` stats."""
-    a, b = ("q1", "q3") if which == "iqr" else ("ci_low", "ci_high")
-    return (st[a][g], st[b][g])
-
-
 def _sorted_distinct(grp: Groups, values: list, mask=None) -> list[list]:
     return [sorted(v) for v in grp.distinct(values, mask)]
 
@@ -381,10 +378,9 @@ def leaderboard(trials: pd.DataFrame) -> list[dict]:
     metric_of = _group_metric(df, grp, primary_metric)
     hib = _Directions(df).per_group(grp, metric_of)
     first = grp.first_index().tolist()
-    status_text = [str(s) for s in df["status"].tolist()]
-    statuses = [dict(sorted(Counter(status_text[i] for i in idx).items(), key=lambda kv: (-kv[1], kv[0])))
-                for idx in grp.rows()]
-    n_seeds = [len(v) for v in grp.distinct(df["seed"].tolist())]
+    statuses = [dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0])))
+                for c in grp.value_counts([str(s) for s in df["status"].tolist()])]
+    n_seeds = grp.n_distinct(df["seed"].tolist()).tolist()
     threads = df["threads"].tolist()
     threads = [sorted({int(t) for t in v}) for v in
                grp.distinct(threads, [t is not None and not pd.isna(t) for t in threads])]
@@ -398,7 +394,8 @@ def leaderboard(trials: pd.DataFrame) -> list[dict]:
     for i in grp.order.tolist():
         if isinstance(error[i], str) and error[i]:
             errors[codes[i]].append(error[i])
-    names = [sorted({n for keys in v for n in keys}) for v in
+    memo: dict = {}
+    names = [memo.setdefault(tuple(v), sorted({n for keys in v for n in keys})) for v in
              grp.distinct([tuple(m) if isinstance(m, dict) else () for m in metrics])]
     ttt = _plain(grp.stats(df["time_to_target_s"].tolist(), hit))
     stt = _plain(grp.stats(df["steps_to_target"].tolist(), hit))
@@ -423,13 +420,13 @@ def leaderboard(trials: pd.DataFrame) -> list[dict]:
             "statuses": statuses[g], "success_rate": reached / n,
             "success_ci": wilson[(reached, n)],
             "time_to_target_s": ttt["median"][g] if reached else None,
-            "time_to_target_iqr": _pair(ttt, g), "time_to_target_ci": _pair(ttt, g, "ci"),
+            "time_to_target_iqr": ttt["iqr"][g], "time_to_target_ci": ttt["ci"][g],
             "steps_to_target": stt["median"][g] if reached else None,
-            "steps_to_target_iqr": _pair(stt, g), "steps_to_target_ci": _pair(stt, g, "ci"),
+            "steps_to_target_iqr": stt["iqr"][g], "steps_to_target_ci": stt["ci"][g],
             "metric": metric_of[g], "higher_is_better": hib[g],
             "threads": threads[g],
             "final_metric": fin["median"][g],
-            "final_metric_iqr": _pair(fin, g), "final_metric_ci": _pair(fin, g, "ci"),
+            "final_metric_iqr": fin["iqr"][g], "final_metric_ci": fin["ci"][g],
             "final_metrics": {name: {"median": per_name[name]["median"][g], "q1": per_name[name]["q1"][g],
                                      "q3": per_name[name]["q3"][g]} for name in names[g]},
             "train_time_s": train[g], "steps": steps[g], "cost": costs[g],
@@ -514,12 +511,13 @@ def settings_summary(trials: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def tuning_summary(trials: pd.DataFrame) -> list[dict]:
+def tuning_summary(trials: pd.DataFrame, settings: list[dict] | None = None) -> list[dict]:
     """Per problem and optimizer that ran with more than one hyperparameter setting: the number
     of settings, the best one (see ``settings_summary``), its cost and selection metric, and the
-    sensitivity: how many settings reach the target (their median seed does, i.e. a finite cost)."""
+    sensitivity: how many settings reach the target (their median seed does, i.e. a finite cost).
+    ``settings``: the output of ``settings_summary(trials)`` when the caller has it already."""
     rows = []
-    settings = settings_summary(trials)
+    settings = settings_summary(trials) if settings is None else settings
     groups: dict = {}
     for r in settings:
         groups.setdefault((r["problem"], r["optimizer"]), []).append(r)

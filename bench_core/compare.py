@@ -365,6 +365,10 @@ def oversubscribed_values(load: float | None, cpus: int | None) -> str | None:
 
 _GROUP_COLUMNS = ("seed", "status", "time_to_target_s", "steps_to_target", "train_time_s", "steps",
                   "metrics", "targets", "directions", "key_id") + KEY_FIELDS
+#: The trial columns ``compare`` reads (`bench compare` reads only these).
+COLUMNS = tuple(dict.fromkeys(_GROUP_COLUMNS + ("code_id", "ended_at", "git_commit", "git_dirty", "host",
+                                                "cpu_model", "gpu_model", "torch_version", "load_avg",
+                                                "cpu_count")))
 
 
 def _labels(base: pd.DataFrame, head: pd.DataFrame) -> dict:
@@ -387,7 +391,21 @@ def _groups(df: pd.DataFrame, ignore, labels: dict) -> dict:
     index: dict = {}
     for i, key in enumerate(_match_keys(df, ignore)):
         index.setdefault(key, []).append(i)
-    return {key: {c: [v[i] for i in idx] for c, v in cols.items()} for key, idx in index.items()}
+    # rows put in group order once, so each group's lists are slices
+    order = [i for idx in index.values() for i in idx]
+    cols = {c: [v[i] for i in order] for c, v in cols.items()}
+    out, start = {}, 0
+    for key, idx in index.items():
+        end = start + len(idx)
+        out[key] = {c: v[start:end] for c, v in cols.items()}
+        start = end
+    return out
+
+
+def _median(values: list) -> float:
+    """np.median of a few finite floats, without numpy's per-call overhead: the middle value, or
+    the mean (a + b) / 2 of the two middle ones, as np.median computes it."""
+    return float(statistics.median(values))
 
 
 def _value(g: dict, i: int, quantity: str):
@@ -477,7 +495,7 @@ def _compare_quantity(gb, gh, quantity, alpha, threshold, info) -> Change | None
         if exact and differ:
             test = f"deterministic: differs on {differ}/{n} seed(s); {test}"
             v = "changed" if v in ("unchanged", "untested") else v
-    return Change(quantity=quantity, n=n, paired=bool(seeds), base=float(np.median(b)), head=float(np.median(h)),
+    return Change(quantity=quantity, n=n, paired=bool(seeds), base=_median(b), head=_median(h),
                   ratio=ratio, ci=ci, p_value=p, test=test, significant=significant, verdict=v, kind=kind, **info)
 
 
@@ -535,7 +553,7 @@ def _time_change(gb, gh, quantity, info) -> tuple[Change | None, tuple | None]:
     if min(b + h) <= 0:
         return None, None
     ratio = math.exp(float(np.mean(np.log(h))) - float(np.mean(np.log(b))))
-    change = Change(quantity=quantity, n=n, paired=paired, base=float(np.median(b)), head=float(np.median(h)),
+    change = Change(quantity=quantity, n=n, paired=paired, base=_median(b), head=_median(h),
                     ratio=ratio, ci=None, p_value=None, test="", significant=False, verdict="untested",
                     kind="time", **info)
     return change, ((b, h) if paired else None)

@@ -148,17 +148,39 @@ class Groups:
         cuts = np.cumsum(np.bincount(self.codes[order], minlength=self.n))[:-1]
         return np.split(order, cuts)
 
-    def distinct(self, values, mask=None) -> list[list]:
-        """Per group, its distinct values (where `mask` holds), in order of first appearance."""
+    def _pairs(self, values, mask=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(group, value code) of each distinct (group, value) pair, and the distinct values."""
         import pandas as pd
 
-        frame = pd.DataFrame({"g": self.codes, "v": pd.Series(list(values), dtype=object)})
-        if mask is not None:
-            frame = frame[np.asarray(mask, dtype=bool)]
-        frame = frame.iloc[np.argsort(frame["g"].to_numpy(), kind="stable")].drop_duplicates()
+        codes, uniques = pd.factorize(pd.Series(list(values), dtype=object), use_na_sentinel=False)
+        keep = np.ones(len(codes), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+        width = max(len(uniques), 1)
+        pairs = np.unique(self.codes[keep] * width + codes[keep])
+        return pairs // width, pairs % width, np.asarray(uniques, dtype=object)
+
+    def distinct(self, values, mask=None) -> list[list]:
+        """Per group, its distinct values (where `mask` holds)."""
+        groups, codes, uniques = self._pairs(values, mask)
         out: list = [[] for _ in range(self.n)]
-        for g, v in zip(frame["g"].tolist(), frame["v"].tolist()):
+        for g, v in zip(groups.tolist(), uniques[codes].tolist()):
             out[g].append(v)
+        return out
+
+    def n_distinct(self, values, mask=None) -> np.ndarray:
+        """Per group, how many distinct values it has (where `mask` holds)."""
+        return np.bincount(self._pairs(values, mask)[0], minlength=self.n)
+
+    def value_counts(self, values) -> list[dict]:
+        """Per group, {value: rows holding it}."""
+        import pandas as pd
+
+        codes, uniques = pd.factorize(pd.Series(list(values), dtype=object), use_na_sentinel=False)
+        width = max(len(uniques), 1)
+        pairs, counts = np.unique(self.codes * width + codes, return_counts=True)
+        out: list = [{} for _ in range(self.n)]
+        values = np.asarray(uniques, dtype=object)[pairs % width].tolist()
+        for g, v, c in zip((pairs // width).tolist(), values, counts.tolist()):
+            out[g][v] = c
         return out
 
     def _matrices(self, values: np.ndarray, keep: np.ndarray):

@@ -143,12 +143,19 @@ def git_order(commits, repo: str | Path | None = None) -> list[str] | None:
     return sorted(set(commits), key=position.__getitem__)
 
 
-def read_runs(*dirs: str | Path) -> pd.DataFrame:
-    """The trials of several results directories, each row with its directory as ``source``."""
+#: The trial columns ``build_history`` and ``select`` use (`bench history` reads only these).
+COLUMNS = ("run_id", "key_id", "code_id", "problem", "problem_params", "optimizer", "hparams", "label",
+           "seed", "status", "device", "dtype", "threads", "budget", "targets", "eval", "metrics",
+           "directions", "git_commit", "git_dirty", "ended_at", "load_avg", "cpu_count") + COLUMN_METRICS
+
+
+def read_runs(*dirs: str | Path, columns=None) -> pd.DataFrame:
+    """The trials of several results directories, each row with its directory as ``source``
+    (only `columns` when given, e.g. COLUMNS)."""
     from .store import read_trials
 
-    frames = [read_trials(d).assign(source=str(d)) for d in dirs]
-    return pd.concat(frames, ignore_index=True) if frames else read_trials().assign(source=[])
+    frames = [read_trials(d, columns=columns).assign(source=str(d)) for d in dirs]
+    return pd.concat(frames, ignore_index=True) if frames else read_trials(columns=columns).assign(source=[])
 
 
 def _values(rows: dict, metric: str) -> dict:

@@ -368,9 +368,16 @@ def _few(names: list) -> str:
     return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
-def read_trial_file(path: str | Path, trial_id: str | None = None) -> pa.Table:
+def _with_identity(columns) -> list[str] | None:
+    """`columns` (None: all) with the two a reader checks (schema_version, trial_id) added."""
+    return None if columns is None else list(dict.fromkeys(["schema_version", "trial_id", *columns]))
+
+
+def read_trial_file(path: str | Path, trial_id: str | None = None, columns=None) -> pa.Table:
     """The one row of a trial file, checked: readable (page checksums too), of TRIAL_SCHEMA and
     this schema version, one row, whose trial_id is `trial_id` (default: the file's stem).
+    ``columns``: read only these (with schema_version and trial_id, which are checked); the
+    page checksums are then verified for the columns read.
 
     Raises DamagedFile (kind old_schema for a row of an older bench-core).
     """
@@ -379,7 +386,10 @@ def read_trial_file(path: str | Path, trial_id: str | None = None) -> pa.Table:
     _trial_columns(path, pf.schema_arrow)
     if pf.metadata.num_rows != 1:
         raise DamagedFile(path, "rows", f"holds {pf.metadata.num_rows} rows (a trial file holds one)")
-    table = _read(path, pf)
+    try:
+        table = pf.read(columns=_with_identity(columns))
+    except _READ_ERRORS as exc:
+        raise DamagedFile(path, "unreadable", _unreadable(exc)) from None
     version, tid = table.column("schema_version")[0].as_py(), table.column("trial_id")[0].as_py()
     if version != SCHEMA_VERSION:
         kind = "old_schema" if version is not None and version < SCHEMA_VERSION else "foreign"
@@ -388,7 +398,7 @@ def read_trial_file(path: str | Path, trial_id: str | None = None) -> pa.Table:
     if tid != expected:
         raise DamagedFile(path, "wrong_id", f"holds the row of trial {tid}, but its name says {expected} "
                                             "(a copied or renamed file)")
-    return table
+    return table if columns is None else table.select(list(columns))
 
 
 def read_curve_file(path: str | Path, trial_id: str | None = None) -> pa.Table:
@@ -481,9 +491,8 @@ def read_compacted_trials(path: str | Path, columns: list[str] | None = None) ->
     path = Path(path)
     pf = _open(path)
     _trial_columns(path, pf.schema_arrow)
-    want = None if columns is None else list(dict.fromkeys(["schema_version", "trial_id", *columns]))
     try:
-        table = pf.read(columns=want)
+        table = pf.read(columns=_with_identity(columns))
     except _READ_ERRORS as exc:
         raise DamagedFile(path, "unreadable", _unreadable(exc)) from None
     others = set(table.column("schema_version").unique().to_pylist()) - {SCHEMA_VERSION}
@@ -493,7 +502,7 @@ def read_compacted_trials(path: str | Path, columns: list[str] | None = None) ->
         raise DamagedFile(path, kind, f"schema version {version} (this bench-core reads {SCHEMA_VERSION})")
     if pc.count_distinct(table.column("trial_id")).as_py() != table.num_rows:
         raise DamagedFile(path, "rows", "holds a trial twice (a compacted file holds each trial once)")
-    return table if columns is None else table.select(columns)
+    return table if columns is None else table.select(list(columns))
 
 
 def read_compacted_curves(path: str | Path) -> pa.Table:
@@ -684,7 +693,7 @@ def completed_trial_ids(out: str | Path) -> set[str]:
 
 
 def read_trials(*dirs: str | Path, trial_ids: set | None = None,
-                on_skip: Callable[[Path, str], None] | None = None):
+                on_skip: Callable[[Path, str], None] | None = None, columns=None):
     """All trial rows of one or more results directories as a pandas DataFrame (only those
     in `trial_ids` when given), ordered by directory, then trial id.
 
@@ -695,15 +704,25 @@ def read_trials(*dirs: str | Path, trial_ids: set | None = None,
     (then a count). A trial read from two directories counts once; the second file is reported
     as a duplicate. ``df.attrs["skipped"]`` lists (file, why) of every skipped file. A row
     written by an older bench-core, without the trial model's key and code identity, is refused
-    with one line naming its file (BenchInputError).
+    with one line naming its file (BenchInputError). ``columns``: only these columns (faster:
+    the analysis commands read what they use; each file's identity is still checked, and its
+    page checksums for the columns read).
     """
+    import functools
+
     import pandas as pd
 
-    tables, skipped = _read_dirs(dirs, "trials", read_trial_file, read_compacted_trials, on_skip, trial_ids)
+    if columns is not None:
+        unknown = [c for c in columns if c not in TRIAL_SCHEMA.names]
+        if unknown:
+            raise ValueError(f"read_trials: no trial column(s) {', '.join(unknown)}")
+        columns = [c for c in TRIAL_SCHEMA.names if c in set(columns) | {"trial_id"}]
+    tables, skipped = _read_dirs(dirs, "trials", functools.partial(read_trial_file, columns=columns),
+                                 functools.partial(read_compacted_trials, columns=columns), on_skip, trial_ids)
     if tables:
         df = pa.concat_tables(tables).combine_chunks().to_pandas(maps_as_pydicts="strict")
     else:
-        df = pd.DataFrame(columns=TRIAL_SCHEMA.names)
+        df = pd.DataFrame(columns=TRIAL_SCHEMA.names if columns is None else columns)
     df.attrs["skipped"] = skipped
     return df
 

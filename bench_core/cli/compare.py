@@ -6,6 +6,7 @@ import json
 
 from ..errors import BenchInputError
 from ..formatting import fmt
+from .rows import TABLE_ROWS, add_rows_argument, first_per_problem, left_out_line, parse_rows
 
 
 def add_parser(sub) -> None:
@@ -31,13 +32,14 @@ def add_parser(sub) -> None:
                         "steps_to_target or a metric name (repeatable; default: all)")
     p.add_argument("--all", action="store_true", help="show every quantity, not only success and times")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    add_rows_argument(p, "keys", "--json")
     p.set_defaults(func=run_compare_command)
 
 
 def run_compare_command(args) -> int:
     """Print (or --json) the comparison; 1 when a regression exists."""
     from ..analysis import check_results_dirs
-    from ..compare import compare
+    from ..compare import COLUMNS, compare
     from ..store import read_trials
     from .tables import wide_console
 
@@ -49,7 +51,8 @@ def run_compare_command(args) -> int:
     if args.run_tolerance is not None and not args.run_tolerance >= 0:
         raise BenchInputError(f"--run-tolerance: expected a non-negative fraction such as 0.05, "
                               f"got {args.run_tolerance}")
-    base, head = read_trials(args.base), read_trials(args.head)
+    rows = parse_rows(getattr(args, "rows", str(TABLE_ROWS)))
+    base, head = read_trials(args.base, columns=COLUMNS), read_trials(args.head, columns=COLUMNS)
     for name, df in ((args.base, base), (args.head, head)):
         if not len(df):
             raise BenchInputError(f"{name}: no trials in this results directory")
@@ -63,7 +66,7 @@ def run_compare_command(args) -> int:
     if args.json:
         print(json.dumps({"base": args.base, "head": args.head, **result.to_dict()}, indent=1))
     else:
-        print_comparison(result, args.base, args.head, wide_console(), show_all=args.all)
+        print_comparison(result, args.base, args.head, wide_console(), show_all=args.all, per_problem=rows)
     return 1 if result.regressions else 0
 
 
@@ -220,10 +223,13 @@ def comparison_table(changes: list, title: str, keys: dict, tests: dict, left_ou
     return table
 
 
-def print_comparison(cmp, base: str, head: str, console, show_all: bool = False) -> None:
+def print_comparison(cmp, base: str, head: str, console, show_all: bool = False,
+                     per_problem: int | None = None) -> None:
     """Print `bench compare`: provenance, run effects, success and times per key (every quantity
     with show_all), then the flagged changes, fitted to the console's width, the settings
-    behind the short names, the tests behind the letters, and a summary line."""
+    behind the short names, the tests behind the letters, and a summary line. With
+    `per_problem`, each table shows the first that many keys of each problem and says how many
+    it leaves out."""
     from rich.markup import escape
 
     from ..compare import TIME_QUANTITIES
@@ -246,6 +252,14 @@ def print_comparison(cmp, base: str, head: str, console, show_all: bool = False)
     main = cmp.changes if show_all else [c for c in cmp.changes
                                          if c.quantity == "success_rate" or c.quantity in TIME_QUANTITIES]
     flagged = cmp.flagged
+    left = []
+    for name, table in (("key(s)", main), ("flagged key(s)", flagged)):
+        part = first_per_problem(table, per_problem, lambda c: c.problem, lambda c: c.optimizer)
+        left.append(left_out_line(name, part[1], part[2], per_problem, "--json"))
+        if name == "key(s)":
+            main = part[0]
+        else:
+            flagged = part[0]
     shown = [t for t in (main, flagged) if t]
     keys = setting_keys(setting_rows([c for t in shown for c in t]))
     tests = footnote_keys(c.test for t in shown for c in t)
@@ -254,10 +268,14 @@ def print_comparison(cmp, base: str, head: str, console, show_all: bool = False)
         console.print(comparison_table(main, "all quantities" if show_all else "success rate and times",
                                        keys, tests, left_out, console.width,
                                        caption(_columns([main], keys, tests, left_out), left_out)))
+    if left[0]:
+        console.print(left[0], highlight=False)
     if flagged:
         console.print(comparison_table(flagged, f"flagged: beyond the noise and ±{cmp.threshold:.0%}, or "
                                                 "deterministic values that changed", keys, tests, left_out,
                                        console.width))
+    if left[1]:
+        console.print(left[1], highlight=False)
     print_legend(console, "settings", settings_legend(keys))
     print_legend(console, "tests", [legend_line(key, text) for text, key in tests.items()])
     changed = sum(c.verdict == "changed" for c in cmp.changes)

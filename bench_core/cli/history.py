@@ -5,6 +5,14 @@ from __future__ import annotations
 
 import math
 
+from .rows import (
+    TABLE_ROWS,
+    add_rows_argument,
+    first_per_problem,
+    left_out_line,
+    parse_rows,
+)
+
 
 def add_parser(sub) -> None:
     """Register `bench history`."""
@@ -26,6 +34,7 @@ def add_parser(sub) -> None:
                    help="judge times even when a directory ran with more load than CPUs")
     p.add_argument("--repo", default=".", help="git repository that orders the commits (default: .)")
     p.add_argument("--fail-on-worse", action="store_true", help="exit 1 when a commit is flagged worse")
+    add_rows_argument(p, "series (trial keys)")
     p.set_defaults(func=run_history_command)
 
 
@@ -34,13 +43,21 @@ def run_history_command(args) -> int:
     worse, else 0."""
     from ..analysis import check_results_dirs
     from ..errors import BenchInputError
-    from ..history import build_history, commit_subjects, read_runs, select, write_svg
+    from ..history import (
+        COLUMNS,
+        build_history,
+        commit_subjects,
+        read_runs,
+        select,
+        write_svg,
+    )
     from .tables import wide_console
 
     check_results_dirs(args.dirs)
     if not 0 < args.alpha < 1:
         raise BenchInputError(f"--alpha: expected a level between 0 and 1, got {args.alpha}")
-    trials = read_runs(*args.dirs)
+    rows = parse_rows(getattr(args, "rows", str(TABLE_ROWS)))
+    trials = read_runs(*args.dirs, columns=COLUMNS)
     shown = set(select(trials, args.metric, args.problem, args.optimizer)["key_id"])
     # every series takes part in the run effect of times; the globs only choose what is shown
     series, ordering = build_history(trials, args.metric, repo=args.repo, k=args.k, rel_tol=args.rel_tol,
@@ -48,12 +65,18 @@ def run_history_command(args) -> int:
     series = [s for s in series if s.key_id in shown]
     console = wide_console()
     commits = {p.commit for s in series for p in s.points}
-    print_history(series, console, ordering, commit_subjects(commits, args.repo))
+    shown, left, problems = first_per_problem(series, rows, lambda s: s.problem)
+    print_history(shown, console, ordering, commit_subjects(commits, args.repo))
+    if left:
+        console.print(left_out_line("series", left, problems, rows), highlight=False)
     flagged = [(s, p) for s in series for p in s.points if p.flag]
-    for s, p in flagged:
+    listed, left, problems = first_per_problem(flagged, rows, lambda sp: sp[0].problem, lambda sp: sp[0].key_id)
+    for s, p in listed:
         console.print(f"{p.key} ({p.source}): {s.problem} {s.optimizer} {s.metric} {p.flag}"
                       + (f" ({p.change:+.1%})" if p.change is not None and math.isfinite(p.change) else "")
                       + (f": {p.note}" if p.note else ""), highlight=False, markup=False)
+    if left:
+        console.print(left_out_line("flagged series", left, problems, rows), highlight=False)
     if not flagged:
         console.print("no commit changed beyond the noise across seeds")
     if args.plot:

@@ -1,9 +1,14 @@
 """`bench show DIR...`: the leaderboard of one or more results directories, as a terminal table
-(with the sweeps' and the ranking's summaries) or as Markdown, CSV, LaTeX or JSON, optionally
-restricted with ``--filter`` (the syntax of ``bench run --filter``)."""
+(with the sweeps' and the ranking's summaries; the best ``--rows`` settings of each problem) or
+as Markdown, CSV, LaTeX or JSON (every row), optionally restricted with ``--filter`` (the syntax
+of ``bench run --filter``). It reads only the trial columns the analysis uses."""
 from __future__ import annotations
 
+from .rows import TABLE_ROWS, add_rows_argument, parse_rows
+
 FORMATS = ("table", "markdown", "csv", "latex", "json")
+#: Trial columns `bench show` reads: the analysis's, and the linear-solver scores' setup time.
+COLUMNS = ("setup_time_s",)
 
 
 def add_parser(sub) -> None:
@@ -16,6 +21,7 @@ def add_parser(sub) -> None:
     p.add_argument("--filter", action="append", default=[],
                    help="keep trials matching problem=GLOB, optimizer=GLOB, seed=N or a bare GLOB "
                         "(repeatable: all must match)")
+    add_rows_argument(p, "settings", "--format csv or json")
     p.set_defaults(func=run_show_command)
 
 
@@ -23,21 +29,23 @@ def run_show_command(args) -> int:
     """Print the leaderboard (and, as a table, its summary) of the merged results directories."""
     import sys
 
-    from ..analysis import check_results_dirs, leaderboard
+    from ..analysis import ANALYSIS_COLUMNS, check_results_dirs, leaderboard
     from ..errors import BenchInputError
     from ..results import filter_trials
     from ..store import read_trials
     from .tables import print_leaderboard_and_summary, wide_console
 
     check_results_dirs(args.dirs)
-    trials = read_trials(*args.dirs)
+    rows = parse_rows(getattr(args, "rows", str(TABLE_ROWS)))
+    trials = read_trials(*args.dirs, columns=ANALYSIS_COLUMNS + COLUMNS)
     if args.filter:
         trials = filter_trials(trials, args.filter)
         if not len(trials):
             raise BenchInputError(f"--filter {' '.join(args.filter)}: no trial of {', '.join(args.dirs)} matches")
     fmt = getattr(args, "format", "table")
     if fmt == "table":
-        print_leaderboard_and_summary(trials, wide_console(), title=f"leaderboard ({', '.join(args.dirs)})")
+        print_leaderboard_and_summary(trials, wide_console(), title=f"leaderboard ({', '.join(args.dirs)})",
+                                      per_problem=rows)
         from ..solve_profiles import text_section
         sys.stdout.write(text_section(trials))  # "" unless the linear trials cover ≥ 2 systems
         return 0

@@ -10,8 +10,6 @@ from rich.text import Text
 
 from ..formatting import fmt, status_counts
 
-
-
 #: The width of piped output when ``COLUMNS`` is not set (a file or a pipe does not wrap lines).
 PIPED_WIDTH = 200
 
@@ -186,16 +184,37 @@ def settings_legend(keys: dict[str, str]) -> list[Text]:
     return [legend_line(key, label) for label, key in sorted(keys.items(), key=lambda kv: int(kv[1][1:]))]
 
 
+def best_per_problem(rows: list[dict], per_problem: int | None) -> tuple[list[dict], int, int]:
+    """(the first `per_problem` rows of each problem, rows left out, problems with rows left
+    out); every row when `per_problem` is None. Leaderboard rows come best first per problem."""
+    from .rows import first_per_problem
+
+    return first_per_problem(rows, per_problem, lambda r: r["problem"])
+
+
+def print_left_out(console: Console, what: str, left: int, problems: int, per_problem: int) -> None:
+    """One line under a bounded table: how many rows it leaves out and how to see them all."""
+    from .rows import left_out_line
+
+    line = left_out_line(what, left, problems, per_problem, "--format csv or json")
+    if line:
+        console.print(line, highlight=False)
+
+
 def print_leaderboard(rows: list[dict], console: Console | None = None,
-                      title: str = "Leaderboard") -> dict[str, str]:
-    """Print the leaderboard fitted to the console's width, the settings behind its short names,
-    then one line per distinct error message; return the settings keys (label -> ``#n``)."""
+                      title: str = "Leaderboard", per_problem: int | None = None) -> dict[str, str]:
+    """Print the leaderboard fitted to the console's width (the best `per_problem` settings of
+    each problem when given, with a line saying how many are left out), the settings behind
+    its short names, then one line per distinct error message; return the settings keys
+    (label -> ``#n``)."""
     console = console or wide_console()
     if not rows:
         console.print("no trials")
         return {}
+    rows, left, problems = best_per_problem(rows, per_problem)
     keys = setting_keys(rows)
     console.print(leaderboard_table(rows, title, width=console.width, keys=keys))
+    print_left_out(console, "setting(s)", left, problems, per_problem)
     print_legend(console, "settings", settings_legend(keys))
     errors = sorted({(r["problem"], r["optimizer"], e) for r in rows for e in r["errors"]})
     for problem, opt, err in errors[:20]:
@@ -243,19 +262,29 @@ def tuning_table(rows: list[dict], keys: dict[str, str] | None = None, width: in
     return table
 
 
-def print_summary(trials, console: Console | None = None, keys: dict[str, str] | None = None) -> None:
+def print_summary(trials, console: Console | None = None, keys: dict[str, str] | None = None,
+                  per_problem: int | None = None) -> None:
     """After the leaderboard: the sweeps' best settings when a suite swept hyperparameters (as
-    the leaderboard's settings keys `keys`), and the ranking across problems when some kind has
-    several problems or optimizers."""
-    from ..analysis import ranking, tuning_summary
+    the leaderboard's settings keys `keys`; the first `per_problem` optimizers of each problem
+    when given), and the ranking across problems when some kind has several problems or
+    optimizers. The settings summary is computed once for both."""
+    from ..analysis import (
+        performance_profiles,
+        ranking,
+        settings_summary,
+        tuning_summary,
+    )
 
     console = console or wide_console()
     if trials is None or len(trials) == 0:
         return
-    tuning = tuning_summary(trials)
+    settings = settings_summary(trials)
+    tuning = tuning_summary(trials, settings)
     if tuning:
-        console.print(tuning_table(tuning, keys, console.width))
-    rows = ranking(trials)
+        shown, left, problems = best_per_problem(tuning, per_problem)
+        console.print(tuning_table(shown, keys, console.width))
+        print_left_out(console, "optimizer(s)", left, problems, per_problem)
+    rows = ranking(trials, profiles=performance_profiles(trials, settings=settings))
     kinds = {}
     for r in rows:
         kinds.setdefault(r["kind"], []).append(r)
@@ -278,9 +307,12 @@ def conditions(trials) -> str:
     return text
 
 
-def print_leaderboard_and_summary(trials, console: Console, title: str) -> None:
-    """The leaderboard of a trials DataFrame, then its summary (`bench run`, `bench show`)."""
-    from ..analysis import leaderboard
+def print_leaderboard_and_summary(trials, console: Console, title: str, per_problem: int | None = None) -> None:
+    """The leaderboard of a trials DataFrame, then its summary (`bench run`, `bench show`); with
+    `per_problem`, the tables show the best that many rows of each problem."""
+    from ..analysis import leaderboard, setting_labels
 
-    keys = print_leaderboard(leaderboard(trials), console, title=f"{title}{conditions(trials)}")
-    print_summary(trials, console, keys)
+    trials = setting_labels(trials)  # once, for the leaderboard and the summary
+    keys = print_leaderboard(leaderboard(trials), console, title=f"{title}{conditions(trials)}",
+                             per_problem=per_problem)
+    print_summary(trials, console, keys, per_problem)
