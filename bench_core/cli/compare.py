@@ -6,7 +6,13 @@ import json
 
 from ..errors import BenchInputError
 from ..formatting import fmt
-from .rows import TABLE_ROWS, add_rows_argument, first_per_problem, left_out_line, parse_rows
+from .rows import (
+    TABLE_ROWS,
+    add_rows_argument,
+    first_per_problem,
+    left_out_line,
+    parse_rows,
+)
 
 
 def add_parser(sub) -> None:
@@ -233,7 +239,13 @@ def print_comparison(cmp, base: str, head: str, console, show_all: bool = False,
     from rich.markup import escape
 
     from ..compare import TIME_QUANTITIES
-    from .tables import footnote_keys, legend_line, print_legend, setting_keys, settings_legend
+    from .tables import (
+        footnote_keys,
+        legend_line,
+        print_legend,
+        setting_keys,
+        settings_legend,
+    )
 
     console.print(f"base: {escape(base)}  head: {escape(head)}  keys shared: {cmp.keys_shared}, "
                   f"only in base: {cmp.keys_only_base}, only in head: {cmp.keys_only_head}", highlight=False)
