@@ -281,7 +281,7 @@ def contextual(args, a, cs, bs, table, lengths) -> int:
     if args.figure:
         title = f"contextual: A + cI on {args.grid}², c given, {args.variance} variance"
         figure(args.figure, [(title, lengths, curves, best_fixed, optimal)],
-               ylabel="regret to the instance-optimal ω per instance ÷ its iterations per instance",
+               ylabel="regret to instance-optimal ω ÷ its iterations (per instance)",
                anchor="optimal")
     return 0
 
