@@ -94,16 +94,25 @@ def index_curves(curves: pd.DataFrame) -> dict:
             for key, idx in curves.groupby(["curve_key", "metric"], sort=False).indices.items()}
 
 
+def with_curve_key(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of trials or curve points with their ``curve_key``: the trial id, prefixed with
+    ``source:`` when the frame has a ``source`` column (which results directory a row came from)."""
+    df = df.copy()
+    df["curve_key"] = (df["source"].astype(str) + ":" if "source" in df else "") + df["trial_id"].astype(str)
+    return df
+
+
+def label_trials(trials: pd.DataFrame) -> pd.DataFrame:
+    """Trials with display labels (``analysis.setting_labels``) and a ``curve_key``."""
+    return analysis.setting_labels(with_curve_key(trials))
+
+
 def prepare(trials: pd.DataFrame, curves: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict]:
     """Trials with display labels (``analysis.setting_labels``) and a ``curve_key``, and the
     curve index (``index_curves``). With a ``source`` column on both frames (which results
     directory a row came from) a trial run in several directories keeps one curve per directory."""
-    trials = trials.copy()
-    curves = curves.copy() if curves is not None else pd.DataFrame(
-        columns=["trial_id", "step", "time_s", "metric", "value"])
-    for df in (trials, curves):
-        df["curve_key"] = (df["source"].astype(str) + ":" if "source" in df else "") + df["trial_id"].astype(str)
-    return analysis.setting_labels(trials), index_curves(curves)
+    curves = curves if curves is not None else pd.DataFrame(columns=["trial_id", "step", "time_s", "metric", "value"])
+    return label_trials(trials), index_curves(with_curve_key(curves))
 
 
 def load(dirs) -> tuple[pd.DataFrame, dict]:
@@ -136,6 +145,11 @@ def curve_labels(trials: pd.DataFrame, problem: str, every_setting: bool = False
     settings = analysis.settings_summary(trials) if settings is None else settings
     best = {s["label"] for s in settings if s["problem"] == problem and s["best"]}
     return [lab for lab in order if lab in best]
+
+
+def _best_of(n_drawn: int, n: int) -> str:
+    """"; the 20 best of 400" when a figure draws only the first `n_drawn` of `n` settings, else ""."""
+    return f"; the {n_drawn} best of {n}" if n_drawn < n else ""
 
 
 def colour_map(trials: pd.DataFrame) -> dict:
@@ -221,19 +235,22 @@ def new_figure(n_panels: int = 1, ncols: int = 2, size=None) -> tuple[Figure, li
 
 
 def _fit_titles(fig: Figure, axes: list) -> None:
-    """Wrap each panel title narrower until, laid out, it lies within the figure."""
-    renderer = fig.canvas.get_renderer()
-    for _ in range(4):
-        fig.draw(renderer)  # lays out (constrained layout) and measures
+    """Wrap each panel title narrower until, laid out, it lies within the figure; then keep that
+    layout, so saving the figure draws it once without laying it out again (constrained layout
+    measures every text: the most expensive step of a figure)."""
+    for attempt in range(5):
+        fig.draw_without_rendering()  # lays out (constrained layout) and measures; no pixels
+        renderer = fig.canvas.get_renderer()
         wide = [ax.title for ax in axes if ax.title.get_text()
                 and (ax.title.get_window_extent(renderer).x0 < fig.bbox.x0 - 0.5
                      or ax.title.get_window_extent(renderer).x1 > fig.bbox.x1 + 0.5)]
-        if not wide:
-            return
+        if not wide or attempt == 4:
+            break
         for t in wide:
             text = t.get_text()
             longest = max(len(line) for line in text.split("\n"))
             t.set_text(wrap(text.replace("\n", " "), max(8, int(longest * 0.8))))
+    fig.set_layout_engine(None)  # the layout found above, kept when saved (no layout pass before saving)
 
 
 def finish(fig: Figure, axes: list, legend: bool = True) -> Figure:
@@ -432,9 +449,11 @@ def draw_history(ax, series, colour: str = PALETTE[0]) -> None:
 # --------------------------------------------------------------------------- whole figures
 def curves_figure(trials: pd.DataFrame, curve_index: dict, problems: list[str], metric: str | None = None,
                   x: str = "step", every_setting: bool = False, rows=None, settings=None,
-                  colours: dict | None = None, title: bool = True) -> Figure | None:
+                  colours: dict | None = None, title: bool = True,
+                  max_settings: int | None = None) -> Figure | None:
     """Convergence curves, one panel per problem: `metric` (default each problem's primary
-    metric) against steps or time. None when no problem has a curve of that metric."""
+    metric) against steps or time. None when no problem has a curve of that metric.
+    `max_settings`: draw only the first (best) so many settings per panel, the title says so."""
     rows = analysis.leaderboard(trials) if rows is None else rows
     settings = analysis.settings_summary(trials) if settings is None else settings
     colours = colour_map(trials) if colours is None else colours
@@ -450,9 +469,11 @@ def curves_figure(trials: pd.DataFrame, curve_index: dict, problems: list[str], 
     with matplotlib.rc_context(STYLE):
         for ax, (p, m) in zip(axes, jobs):
             labels = curve_labels(trials, p, every_setting, rows, settings)
+            n_labels, labels = len(labels), labels[:max_settings]
             draw_curves(ax, trials, curve_index, p, m, x, labels, colours)
             if title:
-                what = "every setting" if every_setting else "best setting per optimizer"
+                what = ("every setting" if every_setting else "best setting per optimizer") \
+                    + _best_of(len(labels), n_labels)
                 _title(ax, f"{p}: {m} (median, range over seeds; {what})" if len(jobs) == 1 else f"{p}: {m}",
                        len(jobs))
     return finish(fig, axes)
@@ -472,11 +493,15 @@ def profile_figure(profiles: list[dict], colours: dict | None = None, title: boo
 
 
 def time_figure(rows: list[dict], problems: list[str], colours: dict | None = None,
-                title: bool = True) -> Figure | None:
-    """Time to target per setting, one panel per problem where a setting reached the target."""
+                title: bool = True, max_settings: int | None = None) -> Figure | None:
+    """Time to target per setting, one panel per problem where a setting reached the target.
+    `max_settings`: only the first (best) so many settings per problem, the title says so."""
     problems = [p for p in problems if any(r["problem"] == p and r["time_to_target_s"] is not None for r in rows)]
     if not problems:
         return None
+    n_settings = {p: sum(r["problem"] == p for r in rows) for p in problems}
+    if max_settings is not None:
+        rows = _first_per_problem(rows, max_settings)
     n_rows = max(sum(r["problem"] == p for r in rows) for p in problems)
     size = (FIGSIZE[0], max(2.6, 1.4 + 0.42 * n_rows)) if len(problems) == 1 else None
     fig, axes = new_figure(len(problems), ncols=1, size=size)
@@ -484,8 +509,20 @@ def time_figure(rows: list[dict], problems: list[str], colours: dict | None = No
         for ax, p in zip(axes, problems):
             draw_time(ax, rows, p, colours)
             if title:
-                _title(ax, f"Time to target on {p}", 1)
+                best = _best_of(sum(r["problem"] == p for r in rows), n_settings[p])
+                _title(ax, f"Time to target on {p}" + (f" ({best[2:]} settings)" if best else ""), 1)
     return finish(fig, axes, legend=False)
+
+
+def _first_per_problem(rows: list[dict], limit: int) -> list[dict]:
+    """The first `limit` rows of each problem (leaderboard order: the best)."""
+    seen: dict = {}
+    out = []
+    for r in rows:
+        seen[r["problem"]] = seen.get(r["problem"], 0) + 1
+        if seen[r["problem"]] <= limit:
+            out.append(r)
+    return out
 
 
 def sensitivity_groups(settings: list[dict], problems: list[str]) -> list[tuple[str, str, list[dict]]]:

@@ -38,6 +38,15 @@ from .store import write_atomically  # noqa: F401  (public here too, as before)
 from .formatting import LEADERBOARD_COLUMNS, fmt, leaderboard_csv as _leaderboard_csv, status_counts
 
 MAX_FAILURES = 200
+#: problems whose sections draw figures, at most (the first in page order); the sections of the
+#: others keep their tables and say how to draw their figures (`bench plot`), so that the page of
+#: a large study stays readable and quick to write
+MAX_FIGURE_PROBLEMS = 6
+#: figures a page draws at most: problems in page order draw all their figures while they fit
+MAX_FIGURES = 24
+#: settings one figure draws at most (curves, time-to-target bars), the best first; its title
+#: says how many of how many
+MAX_SETTINGS_DRAWN = 20
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1240px;
@@ -185,17 +194,22 @@ TRIALS_CSV_COLUMNS = ("problem", "setting", "optimizer", "hparams", "seed", "sta
                       "time_to_target_s", "steps_to_target", "metrics", "error", "trial_id", "git_commit", "host")
 
 
+_TRIALS_CSV_SOURCES = ("problem_label", "label", "optimizer", "hparams", "seed", "status", "steps", "train_time_s",
+                       "time_to_target_s", "steps_to_target", "metrics", "error", "trial_id", "git_commit", "host")
+
+
 def trials_csv(trials: pd.DataFrame) -> str:
     """One line per trial (labelled trials): status, steps, times, final metrics (JSON), error."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(TRIALS_CSV_COLUMNS)
-    for _, r in trials.sort_values(["problem_label", "label", "seed"]).iterrows():
-        metrics = r["metrics"] if isinstance(r["metrics"], dict) else {}
-        w.writerow([r["problem_label"], r["label"], r["optimizer"], r["hparams"], r["seed"], r["status"],
-                    _text(r["steps"]), _text(r["train_time_s"]), _text(r["time_to_target_s"]),
-                    _text(r["steps_to_target"]), json.dumps(metrics, default=str), _text(r["error"]),
-                    r["trial_id"], _text(r["git_commit"]), _text(r["host"])])
+    ordered = trials.sort_values(["problem_label", "label", "seed"])
+    columns = [ordered[c].tolist() for c in _TRIALS_CSV_SOURCES]  # column lists: no Series per row
+    for (problem, label, optimizer, hparams, seed, status, steps, train_time, ttt, stt, metrics, error,
+         trial_id, commit, host) in zip(*columns):
+        w.writerow([problem, label, optimizer, hparams, seed, status, _text(steps), _text(train_time),
+                    _text(ttt), _text(stt), json.dumps(metrics if isinstance(metrics, dict) else {}, default=str),
+                    _text(error), trial_id, _text(commit), _text(host)])
     return buf.getvalue()
 
 
@@ -237,39 +251,68 @@ def _leaderboard_section(rows: list[dict], trials: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
-def _problem_section(problem: str, trials: pd.DataFrame, curves: dict, rows: list[dict],
-                     settings: list[dict], colours: dict, anchor: str, ids) -> str:
-    prows = [r for r in rows if r["problem"] == problem]
-    sub = trials[trials["problem_label"] == problem]
-    targets = json.loads(sub["targets"].iloc[0] or "{}")
-    psettings = [s for s in settings if s["problem"] == problem]
-    per_optimizer: dict = {}
+def _sensitivity_groups(psettings: list[dict]) -> dict:
+    """{optimizer: its settings} of the optimizers that ran several settings on a problem."""
+    groups: dict = {}
     for s in psettings:
-        per_optimizer[s["optimizer"]] = per_optimizer.get(s["optimizer"], 0) + 1
-    swept = any(n > 1 for n in per_optimizer.values())
-    metrics = figures.problem_metrics(trials, curves, problem)
-    out = [f'<h2 id="{anchor}">{_e(problem)}</h2>',
-           f'<p class="muted">kind {_e(sub["kind"].iloc[0])}; params {_e(sub["problem_params"].iloc[0])}; '
-           f'targets {_e(json.dumps(targets))}; budget {_e(sub["budget"].iloc[0])}; '
-           f'curves of every metric the problem reports ({_e(", ".join(metrics)) or "none"})'
-           + ("; each swept optimizer's best setting, then every setting" if swept else "") + "</p>"]
-    charts = []
-    kw = {"rows": rows, "settings": settings, "colours": colours}
+        groups.setdefault(s["optimizer"], []).append(s)
+    return {o: g for o, g in groups.items() if len(g) > 1}
+
+
+def _figure_plan(problem: str, sub: pd.DataFrame, curves: dict, prows: list[dict], psettings: list[dict],
+                 colours: dict) -> tuple[list[str], list, list]:
+    """(the metrics with curves, the builders of the section's figures, of its sensitivity
+    figures): functions that draw one figure each (None when there is nothing to draw)."""
+    metrics = figures.problem_metrics(sub, curves, problem)
+    swept = bool(_sensitivity_groups(psettings))
+    kw = {"rows": prows, "settings": psettings, "colours": colours, "max_settings": MAX_SETTINGS_DRAWN}
+
+    def curves_of(m, x, every=False):
+        return lambda: figures.curves_figure(sub, curves, [problem], m, x, every_setting=every, **kw)
+    plan = []
     for i, m in enumerate(metrics):
-        charts.append(_figure(figures.curves_figure(trials, curves, [problem], m, "step", **kw), ids))
+        plan.append(curves_of(m, "step"))
         if i == 0:
-            charts.append(_figure(figures.curves_figure(trials, curves, [problem], m, "time", **kw), ids))
+            plan.append(curves_of(m, "time"))
             if swept:
-                charts.append(_figure(figures.curves_figure(trials, curves, [problem], m, "step",
-                                                            every_setting=True, **kw), ids))
+                plan.append(curves_of(m, "step", every=True))
     if any(r["time_to_target_s"] is not None for r in prows):
-        charts.append(_figure(figures.time_figure(rows, [problem], colours), ids))
-    elif prows:
+        plan.append(lambda: figures.time_figure(prows, [problem], colours, max_settings=MAX_SETTINGS_DRAWN))
+    sensitivity = [lambda g=g: figures.sensitivity_figure(g, [problem], colours)
+                   for g in _sensitivity_groups(psettings).values()]
+    return metrics, plan, sensitivity
+
+
+def _problem_section(problem: str, sub: pd.DataFrame, curves: dict | None, prows: list[dict],
+                     psettings: list[dict], colours: dict, anchor: str, ids, budget: int,
+                     dirs: list[str]) -> tuple[str, int | None]:
+    """(HTML, figures drawn or None when left out) of a problem's section: its trials `sub`, leaderboard rows `prows`
+    and settings `psettings`; its figures drawn from the curve index `curves` when there are at
+    most `budget` of them, else (or when `curves` is None) left out, naming the command that
+    draws them."""
+    targets = json.loads(sub["targets"].iloc[0] or "{}")
+    swept = bool(_sensitivity_groups(psettings))
+    metrics, plan, sensitivity = _figure_plan(problem, sub, curves or {}, prows, psettings, colours)
+    drawn = curves is not None and len(plan) + len(sensitivity) <= budget
+    head = (f'<h2 id="{anchor}">{_e(problem)}</h2><p class="muted">kind {_e(sub["kind"].iloc[0])}; '
+            f'params {_e(sub["problem_params"].iloc[0])}; targets {_e(json.dumps(targets))}; '
+            f'budget {_e(sub["budget"].iloc[0])}; ')
+    if drawn:
+        head += (f'curves of every metric the problem reports ({_e(", ".join(metrics)) or "none"})'
+                 + ("; each swept optimizer's best setting, then every setting" if swept else "") + "</p>")
+    else:
+        command = f"bench plot {' '.join(dirs) or 'DIR'} --problem '{problem}' --kind curves|time|sensitivity"
+        head += (f"figures left out (a page draws at most {MAX_FIGURES}, those of its first problems): "
+                 f"<code>{_e(command)}</code> draws them.</p>")
+    out = [head]
+    charts = [_figure(build(), ids) for build in plan] if drawn else []
+    if prows and not any(r["time_to_target_s"] is not None for r in prows):
         out.append('<p class="bad">No optimizer reached the target on this problem.</p>')
     out.append(f'<div class="charts">{"".join(charts)}</div>')
     out.append(_final_metrics_table(prows))
-    out.append(_sensitivity(psettings, colours, ids))
-    return "\n".join(out)
+    sens = [_figure(build(), ids) for build in sensitivity] if drawn else []
+    out.append(_sensitivity(psettings, sens))
+    return "\n".join(out), (len(plan) + len(sensitivity) if drawn else None)
 
 
 def _final_metrics_table(prows: list[dict]) -> str:
@@ -290,21 +333,19 @@ def _final_metrics_table(prows: list[dict]) -> str:
             + _table(["optimizer", *map(figures.metric_axis_label, names)], body, set(range(1, len(names) + 1))))
 
 
-def _sensitivity(psettings: list[dict], colours: dict, ids) -> str:
-    groups: dict = {}
-    for s in psettings:
-        groups.setdefault(s["optimizer"], []).append(s)
-    groups = {o: g for o, g in groups.items() if len(g) > 1}
+def _sensitivity(psettings: list[dict], charts: list[str]) -> str:
+    """The sensitivity of a problem's swept optimizers: their figures (`charts`, inline HTML)
+    and a table of every setting."""
+    groups = _sensitivity_groups(psettings)
     if not groups:
         return ""
     out = ["<h3>Hyperparameter sensitivity</h3>",
            '<p class="muted">Filled dot: the setting\'s median seed reaches the target. The '
            'best setting (★) has the highest success rate, then the shortest time to target, then the '
            'best validation metric.</p>']
-    charts, table = [], []
+    table = []
     for opt, group in groups.items():
         metric = group[0]["selection_metric"]
-        charts.append(_figure(figures.sensitivity_figure(group, [group[0]["problem"]], colours), ids))
         for s in group:
             table.append([_e(opt), ("★ " if s["best"] else "") + _e(s["label"]),
                           f"{s['success_rate']:.0%}", _e(fmt(s["time_to_target_s"])),
@@ -355,22 +396,38 @@ def _failures_section(trials: pd.DataFrame) -> str:
 
 
 # --------------------------------------------------------------------------- page
-def render_report(trials: pd.DataFrame, curves: pd.DataFrame, sources: list[str] | None = None,
+def render_report(trials: pd.DataFrame, curves, sources: list[str] | None = None,
                   title: str = "bench report") -> str:
-    """The whole page as a string, from a trials and a curves DataFrame (``bench_core.store``).
-    When both carry a ``source`` column (which results directory a row came from), a trial
-    that ran in several directories keeps one curve per directory."""
+    """The whole page as a string, from a trials DataFrame (``bench_core.store``) and the curve
+    points: a DataFrame, or a function that reads the points of a set of ``curve_key``s (None:
+    every curve) so that a large study reads only the curves its figures draw. When trials and
+    points carry a ``source`` column (which results directory a row came from), a trial that
+    ran in several directories keeps one curve per directory."""
     import itertools
 
     sources = sources or []
-    # display labels unique per key and code, as the tables use; one curve per source
-    raw_curves = curves  # the points as read, for the scaling section
-    trials, curves = figures.prepare(trials, curves)
+    read = curves if callable(curves) else None
+    trials = figures.label_trials(trials)  # display labels unique per key and code, as the tables use
     rows = analysis.leaderboard(trials)
     settings = analysis.settings_summary(trials)
     colours = figures.colour_map(trials)  # one colour per optimizer, shared by its settings
     ids = itertools.count()
     problems = list(dict.fromkeys(r["problem"] for r in rows))
+    drawn = problems[:MAX_FIGURE_PROBLEMS]
+    by_problem = dict(tuple(trials.groupby("problem_label", sort=False))) if len(trials) else {}
+    rows_of = {p: [] for p in problems}
+    for r in rows:
+        rows_of[r["problem"]].append(r)
+    settings_of: dict = {}
+    for st in settings:
+        settings_of.setdefault(st["problem"], []).append(st)
+    keys = {k for p in drawn for k in by_problem[p]["curve_key"]}
+    points = read(keys) if read is not None else curves
+    if points is not None and len(points):
+        points = figures.with_curve_key(points)
+        curve_index = figures.index_curves(points[points["curve_key"].isin(keys)])
+    else:
+        curve_index = {}
     anchors = {p: f"p{i}" for i, p in enumerate(problems)}
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     nav = " · ".join(['<a href="#ranking">ranking</a>', '<a href="#leaderboard">leaderboard</a>']
@@ -388,26 +445,63 @@ def render_report(trials: pd.DataFrame, curves: pd.DataFrame, sources: list[str]
         f'{len(problems)} problems. Generated {generated}.</p>',
         f"<p>{nav}</p>",
     ]
+    limits = len(parts)  # where the line on what the figures leave out goes, once known
     if not rows:
         parts.append("<p>No trials.</p>")
     else:
         parts.append(_ranking_section(trials, colours, settings, ids))
         parts.append(solve_profiles.html_section(trials, lambda fig: _figure(fig, ids)))  # "" unless ≥ 2 linear systems
-        parts.append(scaling_figures.report_section(trials, raw_curves, lambda fig: _figure(fig, ids)))  # "" unless a size sweep
+        if scaling_figures.has_size_sweep(trials):  # only then the scaling section needs every curve
+            every = read(None) if read is not None else curves
+            parts.append(scaling_figures.report_section(trials, every, lambda fig: _figure(fig, ids)))
         parts.append(_leaderboard_section(rows, trials))
+        budget = MAX_FIGURES - sum(part.count('<svg class="chart"') for part in parts)
+        shown = 0
         for p in problems:
-            parts.append(_problem_section(p, trials, curves, rows, settings, colours, anchors[p], ids))
+            html, n = _problem_section(p, by_problem[p], curve_index if p in drawn else None, rows_of[p],
+                                       settings_of.get(p, []), colours, anchors[p], ids, budget, sources)
+            parts.append(html)
+            shown += n is not None
+            budget = 0 if n is None else budget - n  # figures for the first problems only
+        if shown < len(problems):
+            parts.insert(limits, f'<p class="muted">Figures of the first {shown} of {len(problems)} problems: a page '
+                         f'draws at most {MAX_FIGURES} figures (of the first {MAX_FIGURE_PROBLEMS} problems at most) '
+                         f'and at most {MAX_SETTINGS_DRAWN} settings in one figure, the best first. Every table is '
+                         'whole; each other problem\'s section names the <code>bench plot</code> command that '
+                         'draws its figures.</p>')
         parts.append(_provenance_section(trials))
         parts.append(_failures_section(trials))
     parts.append(f"<script>{_SCRIPT}</script></body></html>")
     return "\n".join(parts)
 
 
+def _curves_reader(dirs: list[str]):
+    """A function of a set of curve keys (``source:trial_id``; None: all) that reads those
+    curves of results directories (``source`` = the directory's index), as ``render_report`` asks."""
+    import pyarrow as pa
+
+    # store.read_curves takes no trial_ids (read_trials does): its directory reader, with them
+    from .store import _read_dirs, read_compacted_curves, read_curve_file, read_curves
+
+    def read(keys):
+        frames = []
+        for i, d in enumerate(dirs):
+            if keys is None:
+                frames.append(read_curves(d).assign(source=i))
+                continue
+            ids = {k.split(":", 1)[1] for k in keys if k.startswith(f"{i}:")}
+            tables, _ = _read_dirs([d], "curves", read_curve_file, read_compacted_curves, None, ids) if ids else ([], [])
+            if tables:
+                frames.append(pa.concat_tables(tables).to_pandas().assign(source=i))
+        return pd.concat(frames, ignore_index=True) if frames else None
+    return read
+
+
 def write_report(dirs: list[str], out: str | Path, title: str | None = None) -> Path:
-    """Read results directories and write the report page to `out` atomically."""
-    from .store import read_curves, read_trials
+    """Read results directories and write the report page to `out` atomically (the curves of
+    the problems whose figures it draws only)."""
+    from .store import read_trials
 
     trials = pd.concat([read_trials(d).assign(source=i) for i, d in enumerate(dirs)], ignore_index=True)
-    curves = pd.concat([read_curves(d).assign(source=i) for i, d in enumerate(dirs)], ignore_index=True)
-    html = render_report(trials, curves, [str(d) for d in dirs], title or "bench report")
+    html = render_report(trials, _curves_reader(list(map(str, dirs))), [str(d) for d in dirs], title or "bench report")
     return write_atomically(out, lambda tmp: Path(tmp).write_text(html, encoding="utf-8"))

@@ -187,6 +187,19 @@ def html_section(result: dict, figure=None) -> str:
     return "\n".join(parts)
 
 
+def has_size_sweep(trials) -> bool:
+    """Whether the trial rows hold a size sweep (a group of ``bench_core.scaling.study_table``
+    run at two sizes or more): only then does ``report_section`` find a fit, and need the curves."""
+    from .scaling import study_table
+
+    if trials is None or not len(trials) or "kind" not in trials or not (trials["kind"] == "training").any():
+        return False
+    if not (trials.groupby("problem")["problem_params"].nunique() > 1).any():
+        return False  # sizes are problem parameters that vary within a problem: none vary
+    table, _, _ = study_table(trials)
+    return bool(len(table)) and bool((table.groupby("group")["size"].nunique() >= 2).any())
+
+
 def report_section(trials, curves, figure=None) -> str:
     """``html_section`` of a report's trial rows and curve points (DataFrames as
     ``bench_core.store`` reads them), 100 bootstrap samples: "" when they hold no size sweep."""
