@@ -3,6 +3,7 @@ before and after `bench compact`, against DuckDB's own group-by on the same file
 prints a table).
 
     python benchmarks/large_results.py --trials 1000 10000 [--compacted-trials 100000] [--points 100] [--work DIR]
+    python benchmarks/large_results.py --breakdown DIR   # where `bench show DIR` spends its time
 
 For each size it writes two results directories (base and head: the same trials, the head 10%
 slower) as `bench run` writes them (one Parquet file per trial and per curve, page checksums,
@@ -145,7 +146,9 @@ def generate_compacted(out: str | Path, rows: list[dict], points: int = 100) -> 
 def measure(cmd: list[str], timeout: float = 900.0) -> tuple[float, float, int]:
     """(wall seconds, peak RSS in GB, exit code) of `cmd` run as a subprocess, killed after
     `timeout` seconds (exit -9). The peak is /usr/bin/time's (GNU time, %M) where it is installed:
-    a forked child's own rusage would count the parent's memory at fork time too."""
+    a forked child's own rusage would count the parent's memory at fork time too. The child's
+    CPU seconds (user + system, less sensitive to other jobs than the wall time) are kept in
+    ``measure.cpu``."""
     import threading
 
     gnu_time = Path("/usr/bin/time").exists()
@@ -160,6 +163,7 @@ def measure(cmd: list[str], timeout: float = 900.0) -> tuple[float, float, int]:
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
     peak_kb = usage.ru_maxrss
+    measure.cpu = usage.ru_utime + usage.ru_stime
     if gnu_time:
         lines = [ln for ln in err.splitlines() if ln.startswith("MAXRSS_KB ")]
         peak_kb = int(lines[-1].split()[1]) if lines else float("nan")
@@ -180,17 +184,47 @@ if len(sys.argv) > 2:
 """
 
 
-def bench_commands(base: Path, head: Path, work: Path) -> list[tuple[str, list[str]]]:
-    """(name, argv) of each timed command."""
+def bench_commands(base: Path, head: Path, work: Path, rows: str | None = None) -> list[tuple[str, list[str]]]:
+    """(name, argv) of each timed command; `rows`: their --rows (default: the commands' own)."""
     bench = [sys.executable, "-m", "bench_core.cli"]
+    more = ["--rows", rows] if rows else []
     return [
         ("duckdb group-by (trials)", [sys.executable, "-c", DUCKDB, str(base)]),
         ("duckdb trials + curves", [sys.executable, "-c", DUCKDB, str(base), "curves"]),
-        ("bench show", bench + ["show", str(base)]),
-        ("bench compare base head", bench + ["compare", str(base), str(head)]),
-        ("bench history base head", bench + ["history", str(base), str(head)]),
+        ("bench show", bench + ["show", str(base), *more]),
+        ("bench compare base head", bench + ["compare", str(base), str(head), *more]),
+        ("bench history base head", bench + ["history", str(base), str(head), *more]),
         ("bench report", bench + ["report", str(base), "-o", str(work / "report.html")]),
     ]
+
+
+def breakdown(d: str | Path) -> None:
+    """Where `bench show DIR` spends its time, in process: wall and CPU seconds of each step."""
+    t0, c0 = time.perf_counter(), time.process_time()
+
+    def lap(name):
+        nonlocal t0, c0
+        t, c = time.perf_counter(), time.process_time()
+        print(f"  {name:34s} wall {t - t0:6.2f} s  cpu {c - c0:6.2f} s", flush=True)
+        t0, c0 = t, c
+    import io
+
+    from rich.console import Console
+
+    from bench_core import analysis, store
+    from bench_core.cli import show, tables
+    lap("import (pandas, pyarrow, rich, analysis)")
+    trials = store.read_trials(d, columns=analysis.ANALYSIS_COLUMNS + show.COLUMNS)
+    lap("read_trials (the columns show uses)")
+    trials = analysis.setting_labels(trials)
+    lap("setting_labels")
+    rows = analysis.leaderboard(trials)
+    lap("leaderboard")
+    console = Console(file=io.StringIO(), width=200)
+    keys = tables.print_leaderboard(rows, console, per_problem=10)
+    lap("print leaderboard (10 per problem)")
+    tables.print_summary(trials, console, keys, 10)
+    lap("summary: settings once, tuning, ranking")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,7 +236,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", help="where to write the directories (default: a temporary folder, removed)")
     ap.add_argument("--skip", nargs="*", default=[], help="commands to leave out, e.g. 'bench report'")
     ap.add_argument("--keep", action="store_true", help="keep the directories")
+    ap.add_argument("--rows", default=None, help="pass --rows to show, compare and history (e.g. all)")
+    ap.add_argument("--breakdown", metavar="DIR", help="only print where `bench show DIR` spends its time")
     a = ap.parse_args(argv)
+    if a.breakdown:
+        print(f"load: {os.getloadavg()[0]:.2f} (1 min)", flush=True)
+        breakdown(a.breakdown)
+        return 0
     root = Path(a.work or tempfile.mkdtemp(prefix="large-results-"))
     print(f"load before: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} CPUs", flush=True)
     for n, layout in [(n, "files") for n in a.trials] + [(n, "compacted") for n in a.compacted_trials]:
@@ -221,15 +261,15 @@ def main(argv: list[str] | None = None) -> int:
                     wall, peak, rc = measure([sys.executable, "-m", "bench_core.cli", "compact", str(d)])
                     print(f"  bench compact {d.name}: {wall:.2f} s, {peak:.2f} GB (exit {rc})", flush=True)
             print(f"  {phase}: load {os.getloadavg()[0]:.2f}", flush=True)
-            print(f"  {'command':28s} {'wall s':>8s} {'peak GB':>8s} {'x duckdb':>9s}", flush=True)
+            print(f"  {'command':28s} {'wall s':>8s} {'cpu s':>7s} {'peak GB':>8s} {'x duckdb':>9s}", flush=True)
             anchor = None
-            for name, cmd in bench_commands(base, head, work):
+            for name, cmd in bench_commands(base, head, work, a.rows):
                 if name in a.skip:
                     continue
                 wall, peak, rc = measure(cmd)
                 if anchor is None:
                     anchor = wall
-                print(f"  {name:28s} {wall:8.2f} {peak:8.2f} {wall / anchor:9.2f}", flush=True)
+                print(f"  {name:28s} {wall:8.2f} {measure.cpu:7.2f} {peak:8.2f} {wall / anchor:9.2f}", flush=True)
         if not a.keep:
             shutil.rmtree(work, ignore_errors=True)
     if not a.keep and not a.work:
