@@ -31,13 +31,17 @@ Fits:
   baseline's steps to reach the optimizer's final loss over its own budget (< 1). The slope of
   log speed-up against log N says whether the advantage shrinks with size ("Fantastic
   pretraining optimizers and where to find them": 1.4x to 1.1x).
-- ``chinchilla``: L(N, D) = E + A/N^α + B/D^β over the (N, D, L) points of the baseline's best-lr
-  curves under "sp" (every evaluation a token budget), "approach 3" of "Training Compute-Optimal
-  Large Language Models", fit as in "Chinchilla Scaling: A replication attempt" (Besiroglu et
-  al.): Huber loss (δ = 1e-3) on log L of the log-sum-exp form, minimized from the best points of
-  their grid of starts (Levenberg–Marquardt on the reweighted least squares of the Huber loss,
-  vectorized over starts and bootstrap samples, in place of their L-BFGS). Intermediate evaluations of a constant-schedule run are not separately tuned
-  runs per token budget, so D's exponent here is an approximation (said in the output).
+- ``chinchilla``: L(N, D) = E + A/N^α + B/D^β, "approach 3" of "Training Compute-Optimal Large
+  Language Models", on end-of-run points: the baseline's trials under "sp" of one problem
+  (same non-size params), budgets, schedules and lrs pooled, the best final metric per (N, D)
+  cell (``chinchilla_points``). It needs runs that end at each token budget (several
+  ``max_steps``, a schedule ending at each: the suite's part, suites/scaling.toml), not the
+  intermediate evaluations of one long run. Fit as in "Chinchilla Scaling: A replication attempt"
+  (Besiroglu et al.): Huber loss (δ = 1e-3) on log L of the log-sum-exp form, minimized from the
+  best points of their grid of starts (Levenberg–Marquardt on the reweighted least squares of the
+  Huber loss, vectorized over starts and bootstrap samples, in place of their L-BFGS), with a
+  pairs bootstrap over the cells. Refused, with the reason and no numbers, below 3 sizes or 3
+  budgets, or when a parameter sits at its bound (E below 1% of the lowest loss, α or β at 0 or 5).
 
 Bootstrap: when a size (or cell) has several seeds, seeds are resampled within each size; with
 one seed per size the points themselves are resampled (pairs bootstrap; degenerate resamples,
@@ -332,7 +336,7 @@ def chinchilla_fit(N, D, L, n_boot: int = 100, seed: int = 0, delta: float = HUB
     lN, lD, lL = np.log(N), np.log(D), np.log(L)
     values = _chinchilla_objective(_GRID, lN, lD, lL, delta)
     starts = _GRID[np.argsort(values)[:16]]
-    rep = lambda v, k: np.broadcast_to(v, (k, len(v)))  # noqa: E731
+    rep = lambda v, k: np.broadcast_to(v, (k, len(v)))
     fits, costs = _chinchilla_lm(starts, rep(lN, 16), rep(lD, 16), rep(lL, 16), delta)
     p = fits[int(np.argmin(costs))]
     idx = np.random.default_rng(seed).integers(0, len(N), size=(n_boot, len(N)))
@@ -343,7 +347,7 @@ def chinchilla_fit(N, D, L, n_boot: int = 100, seed: int = 0, delta: float = HUB
         samples[usable], _ = _chinchilla_lm(np.broadcast_to(p, (k, 5)), lN[idx[usable]], lD[idx[usable]],
                                             lL[idx[usable]], delta)
     names = ("A", "B", "E", "alpha", "beta")
-    trans = lambda k, v: np.exp(v) if k in ("A", "B", "E") else v  # noqa: E731
+    trans = lambda k, v: np.exp(v) if k in ("A", "B", "E") else v
     ci = {k: interval(trans(k, samples[:, j])) for j, k in enumerate(names)}
     return ChinchillaFit(E=float(math.exp(p[2])), A=float(math.exp(p[0])), B=float(math.exp(p[1])),
                          alpha=float(p[3]), beta=float(p[4]), ci=ci, n_points=len(N),
@@ -475,16 +479,10 @@ def analyze(rows, curves=None, metric: str | None = None, baseline: str = "torch
     "points"}; a fit that cannot be made is listed in "notes" with the reason."""
     table, metric, notes = study_table(rows, metric)
     result = {"metric": metric, "baseline": baseline, "notes": notes, "size": [], "lr_transfer": [],
-              "speedup": [], "chinchilla": None, "points": {"size": [], "lr": [], "speedup": [], "chinchilla": []}}
+              "speedup": [], "chinchilla": None, "chinchilla_refused": None, "points": {"size": [], "lr": [], "speedup": [], "chinchilla": []}}
     if not len(table):
         return result
     curve = _curve_map(curves, metric)
-    data_curve = {}
-    for k in DATA_METRICS:
-        found = _curve_map(curves, k)
-        if k == DATA_METRICS[0]:
-            data_curve["__tokens__"] = set(found)
-        data_curve.update({t: v for t, v in found.items() if t not in data_curve})
     best_rows = {}
     for gid, g in table.groupby("group", sort=False):
         label = g["label"].iloc[0]
@@ -519,7 +517,7 @@ def analyze(rows, curves=None, metric: str | None = None, baseline: str = "torch
         if g["lr"].nunique() >= 3 and g["width"].notna().all():
             _lr_transfer(g, label, result, notes, n_boot, seed)
     _speedups(table, best_rows, curve, baseline, result, notes, n_boot, seed)
-    _chinchilla(table, best_rows, curve, data_curve, baseline, chinchilla_parametrization, result, notes, seed)
+    _chinchilla(table, baseline, chinchilla_parametrization, result, notes, n_boot, seed)
     return result
 
 
@@ -569,7 +567,7 @@ def _speedups(table, best_rows, curve, baseline, result, notes, n_boot, seed) ->
     groups = table.drop_duplicates("group").set_index("group")
     # the baseline's group for a group: same problem, params and key parts, optimizer = baseline
     def partner_key(gid):
-        rest_p, rest_h, *cols = json.loads(gid)
+        rest_p, _, *cols = json.loads(gid)
         return json.dumps([rest_p, cols[0]] + cols[2:], sort_keys=True, default=str)
     by_partner = {}
     for gid in best_rows:
@@ -615,40 +613,77 @@ def _speedups(table, best_rows, curve, baseline, result, notes, n_boot, seed) ->
                                   **fit.as_dict()})
 
 
-def _chinchilla(table, best_rows, curve, data_curve, baseline, parametrization, result, notes, seed) -> None:
-    groups = table.drop_duplicates("group").set_index("group")
-    def tokens_first(item):  # language models (train_tokens) before the others
-        tids = [t for _, _, r in item[1] for t in r["trial_id"]]
-        return 0 if any(t in data_curve and t in curve for t in tids if t in tokens) else 1
-    tokens = set(data_curve.get("__tokens__", ()))
-    for gid, best in sorted(best_rows.items(), key=tokens_first):
-        if groups.loc[gid, "optimizer"] != baseline or groups.loc[gid, "parametrization"] != parametrization:
+#: L(N, D) needs end-of-run points at this many sizes and token budgets at least.
+CHINCHILLA_MIN_SIZES = CHINCHILLA_MIN_BUDGETS = 3
+#: An irreducible loss E below this fraction of the lowest loss is the fit's bound, not an estimate.
+CHINCHILLA_E_FLOOR = 0.01
+
+
+def chinchilla_points(table, baseline: str, parametrization: str) -> list[tuple[str, list]]:
+    """End-of-run (N, D, L) cells of the baseline's trials under `parametrization`, per family:
+    one problem with the same non-size params, dtype, device, targets and threads (its budgets,
+    schedules and lrs pooled). Each cell (N, D) keeps the lowest final metric over its settings
+    (mean over seeds): the run tuned for that budget. Families with token data first."""
+    rows = table[(table["optimizer"] == baseline) & (table["parametrization"] == parametrization)
+                 & np.isfinite(table["n_params"]) & np.isfinite(table["data"]) & (table["data"] > 0)]
+    out = []
+    for _, g in rows.groupby(rows["group"].map(_family_key), sort=False):
+        best: dict = {}
+        for (n, d, _, _), c in g.groupby(["n_params", "data", "group", "lr"], dropna=False):
+            value = float(c["final"].mean())
+            if math.isfinite(value) and value < best.get((n, d), math.inf):
+                best[(n, d)] = value
+        cells = [(n, d, v) for (n, d), v in sorted(best.items())]
+        if cells:
+            out.append((g["label"].iloc[0], cells))
+    return out
+
+
+def _family_key(gid: str) -> str:
+    rest_p, _, problem, _, dtype, device, _, _, targets, threads = json.loads(gid)
+    return json.dumps([rest_p, problem, dtype, device, targets, threads], sort_keys=True)
+
+
+def chinchilla_refusal(fit: ChinchillaFit, L) -> str | None:
+    """Why the data cannot identify L(N, D) (a parameter at its bound), or None."""
+    if fit.E < CHINCHILLA_E_FLOOR * float(np.min(L)):
+        return (f"E = {fit.E:.2g} is at the fit's lower bound (below {CHINCHILLA_E_FLOOR:.0%} of the lowest "
+                f"loss {np.min(L):.3g}): the data do not identify an irreducible loss")
+    for name, value, low, high in (("alpha", fit.alpha, _LM_LOW[3], _LM_HIGH[3]),
+                                   ("beta", fit.beta, _LM_LOW[4], _LM_HIGH[4])):
+        if value <= low + 1e-3 or value >= high - 1e-3:
+            return f"{name} = {value:.3g} is at the fit's bound [{low:g}, {high:g}]: not identified"
+    return None
+
+
+def _chinchilla(table, baseline, parametrization, result, notes, n_boot, seed) -> None:
+    """L(N, D) on the end-of-run points (``chinchilla_points``), or a note saying why not."""
+    families = chinchilla_points(table, baseline, parametrization)
+    families.sort(key=lambda f: 0 if f[0].startswith("lm.") else 1)
+    for label, cells in families:
+        N, D, L = (np.array([c[i] for c in cells]) for i in range(3))
+        sizes, budgets = len(np.unique(N)), len(np.unique(D))
+        if sizes < 2 and budgets < 2:
             continue
-        label = groups.loc[gid, "label"]
-        N, D, L = [], [], []
-        for _, _, r in best:
-            for tid, n in zip(r["trial_id"], r["n_params"]):
-                if tid not in curve or tid not in data_curve:
-                    continue
-                (s1, v), (s2, d) = curve[tid], data_curve[tid]
-                dmap = dict(zip(s2, d))
-                for st, val in zip(s1, v):
-                    if dmap.get(st, 0) > 0 and math.isfinite(val):
-                        N.append(n)
-                        D.append(dmap[st])
-                        L.append(val)
-                        result["points"]["chinchilla"].append({"label": label, "N": n, "D": dmap[st], "L": val})
-        if len(set(N)) < 2:
-            continue
-        try:
-            fit = chinchilla_fit(N, D, L, seed=seed)
-        except ValueError as exc:
-            notes.append(f"{label}: L(N, D): {exc}")
-            continue
-        result["chinchilla"] = {"label": label, **fit.as_dict(),
-                                "note": "D points are the evaluations of constant-schedule runs, not runs "
-                                        "tuned per token budget"}
+        for n, d, v in cells:
+            result["points"]["chinchilla"].append({"label": label, "N": n, "D": d, "L": v})
+        if sizes < CHINCHILLA_MIN_SIZES or budgets < CHINCHILLA_MIN_BUDGETS:
+            result["chinchilla_refused"] = (f"{label}: L(N, D) not fit: it needs end-of-run points at "
+                                            f"{CHINCHILLA_MIN_SIZES} sizes and {CHINCHILLA_MIN_BUDGETS} token "
+                                            f"budgets at least, got {sizes} sizes and {budgets} budgets")
+            notes.append(result["chinchilla_refused"])
+            return
+        fit = chinchilla_fit(N, D, L, n_boot=n_boot, seed=seed)
+        why = chinchilla_refusal(fit, L)
+        if why:
+            result["chinchilla_refused"] = f"{label}: L(N, D) not identified by these {len(L)} points: {why}"
+            notes.append(result["chinchilla_refused"])
+            return
+        result["chinchilla"] = {"label": label, **fit.as_dict(), "n_budgets": budgets,
+                                "note": "end-of-run points, the best setting per (N, D) cell; each run's "
+                                        "schedule is the suite's to end at its budget"}
+        if fit.ci["E"][0] < CHINCHILLA_E_FLOOR * float(L.min()):
+            notes.append(f"{label}: L(N, D): E's interval reaches the fit's lower bound (0): treat E as unidentified")
         return
-    if result["chinchilla"] is None:
-        notes.append(f"L(N, D): no {baseline} [{parametrization}] group with curves of a data metric "
-                     f"({' or '.join(DATA_METRICS)}) at 2 or more sizes")
+    notes.append(f"L(N, D): no {baseline} [{parametrization}] trials with a data metric "
+                 f"({' or '.join(DATA_METRICS)}) at 2 or more sizes or budgets")

@@ -11,8 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench_core.scaling import (best_lr, bootstrap_indices, chinchilla_fit, line_fit, power_law_fit, speedup,
-                                steps_to_reach)
+from bench_core.scaling import (
+    best_lr,
+    bootstrap_indices,
+    chinchilla_fit,
+    chinchilla_refusal,
+    line_fit,
+    power_law_fit,
+    speedup,
+    steps_to_reach,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,6 +57,17 @@ def test_chinchilla_form_recovered_within_its_interval():
     assert abs(fit.alpha - 0.34) < 0.05 and abs(fit.beta - 0.28) < 0.05
     exact = chinchilla_fit(N, D, 1.7 + 400 / N ** 0.34 + 1000 / D ** 0.28, n_boot=10)
     assert exact.alpha == pytest.approx(0.34, abs=2e-3) and exact.E == pytest.approx(1.7, abs=0.02)
+
+
+def test_chinchilla_refuses_what_the_data_cannot_identify():
+    """No irreducible loss in the data: the fit runs E to its bound, and is refused with the
+    reason rather than reported; a well-posed grid is not refused."""
+    N, D = (a.ravel() for a in np.meshgrid([1e4, 3e4, 1e5, 3e5], [1e5, 3e5, 1e6]))
+    no_floor = 400 / N ** 0.34 + 1000 / D ** 0.28
+    why = chinchilla_refusal(chinchilla_fit(N, D, no_floor, n_boot=10), no_floor)
+    assert why is not None and why.startswith("E = ") and "lower bound" in why
+    posed = 1.7 + no_floor
+    assert chinchilla_refusal(chinchilla_fit(N, D, posed, n_boot=10), posed) is None
 
 
 def test_lr_transfer_slope_and_best_lr():
@@ -103,8 +122,8 @@ def test_bench_scaling_on_the_tiny_suite(tiny_results, tmp_path, capsys):
     assert main(["scaling", str(tiny_results), "--boot", "50", "--plots", str(plots)]) == 0
     text = capsys.readouterr().out
     assert "best lr against width" in text and "speed-up over torch.adamw" in text and "L(N, D)" in text
-    assert {p.name for p in plots.iterdir()} == {"scaling_size.png", "scaling_transfer.png",
-                                                 "scaling_speedup.png", "scaling_chinchilla.png"}
+    figures = {p.name for p in plots.iterdir()}
+    assert {"scaling_size.png", "scaling_transfer.png", "scaling_speedup.png"} <= figures
     assert main(["scaling", str(tiny_results), "--boot", "50", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["metric"] == "val_loss"
@@ -113,10 +132,20 @@ def test_bench_scaling_on_the_tiny_suite(tiny_results, tmp_path, capsys):
     for f in result["lr_transfer"]:  # 3 widths each, never pooled across parametrizations
         assert f["n_points"] == 3 and f["optimizer"] == "torch.adamw"
     sizes = [f for f in result["size"] if f["axis"] == "n_params"]
-    assert len(sizes) == 8 and all(f["n_sizes"] == 3 and not f["offset"] for f in sizes)
+    # 2 problems x 2 parametrizations x 2 optimizers, and the L(N, D) grid's 8- and 30-step AdamW
+    assert len(sizes) == 8 + 2 and all(f["n_sizes"] == 3 and not f["offset"] for f in sizes)
     assert {f["optimizer"] for f in result["speedup"]} == {"muon"} and len(result["speedup"]) == 4
-    assert result["chinchilla"]["label"] == "lm.char_gpt [sp] torch.adamw"
-    assert result["chinchilla"]["n_sizes"] == 3
+    # L(N, D) on the end-of-run cells of the grid the optimizers' `only` picks out: 3 sizes x the
+    # budgets 8, 15 and 30 steps (the 15-step cells the best of 3 lrs), fit or refused with a reason
+    cells = {(p["N"], p["D"]) for p in result["points"]["chinchilla"]}
+    assert len(cells) == 9 and len({d for _, d in cells}) == 3
+    fit, refused = result["chinchilla"], result["chinchilla_refused"]
+    assert (fit is None) != (refused is None)
+    if fit:
+        assert fit["label"] == "lm.char_gpt [sp] torch.adamw" and fit["n_sizes"] == fit["n_budgets"] == 3
+    else:
+        assert refused.startswith("lm.char_gpt [sp] torch.adamw: L(N, D) not identified")
+    assert ("scaling_chinchilla.png" in figures) == (fit is not None)
 
 
 def test_bench_scaling_bad_input_is_one_line(tiny_results, tmp_path, capsys):

@@ -49,8 +49,8 @@ def run_scaling_command(args) -> int:
                      n_boot=args.boot, seed=args.seed)
     paths = []
     if args.plots:
-        from .options import ensure_results_dir
         from ..scaling_figures import write_figures
+        from .options import ensure_results_dir
 
         ensure_results_dir(args.plots)
         paths = write_figures(result, args.plots)
@@ -107,7 +107,8 @@ def _print_tables(result: dict, paths, math) -> None:
         a_opt = ch["a_opt"]
         t.add_row("N_opt ∝ C^a, a = β/(α+β)", "-" if math.isnan(a_opt) else f"{a_opt:.3f}", "")
         console.print(t)
-        console.print(f"L(N, D) fit on {ch['n_points']} points at {ch['n_sizes']} sizes; {ch['note']}",
+        console.print(f"L(N, D) fit on {ch['n_points']} points at {ch['n_sizes']} sizes x {ch['n_budgets']} "
+                      f"budgets; {ch['note']}",
                       markup=False, highlight=False, soft_wrap=True)
     if not (result["size"] or result["lr_transfer"] or result["speedup"] or ch):
         console.print("no size sweep to fit in these results", markup=False, highlight=False)
