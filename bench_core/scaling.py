@@ -451,7 +451,11 @@ def study_table(rows, metric: str | None = None):
                     "seed": int(r["seed"]), "final": value, "n_params": float(m.get(SIZE_METRIC, math.nan)),
                     "data": float(data), "status": r["status"], "trial_id": r["trial_id"],
                     "label": f"{r['problem']} [{p.get(PARAMETRIZATION_KEY, 'sp')}] {r['optimizer']}"})
-    return pd.DataFrame(out), metric, notes
+    table = pd.DataFrame(out)
+    steps = df["budget"].map(lambda b: _loads(b).get("max_steps")).to_numpy()
+    several = table.groupby("problem")["group"].transform(lambda g: len(set(steps[g.index])) > 1)
+    table.loc[several, "label"] += [f" ({steps[i]} steps)" for i in table.index[several]]
+    return table, metric, notes
 
 
 def _best_per_size(g):
@@ -635,7 +639,7 @@ def chinchilla_points(table, baseline: str, parametrization: str) -> list[tuple[
                 best[(n, d)] = value
         cells = [(n, d, v) for (n, d), v in sorted(best.items())]
         if cells:
-            out.append((g["label"].iloc[0], cells))
+            out.append((f"{g['problem'].iloc[0]} [{parametrization}] {baseline}", cells))
     return out
 
 
