@@ -4,13 +4,14 @@ dashboard), one head for the whole module: same trials and statuses as the local
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import ray
+from test_executors_support import SMALL, install_scale_plugin, use_scale_registry
+
+pytest.importorskip("ray")  # an extra: bench-core[ray]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ is not an installed package
 
 import bench_core
 from bench_core.cli import main
@@ -19,47 +20,20 @@ from bench_core.executors.ray_executor import RayExecutor
 from bench_core.session import run_suite
 from bench_core.store import read_trials
 from bench_core.suite import load_suite
-from test_executors_support import SMALL, install_scale_plugin, use_scale_registry
+from benchmarks._ray_head import local_ray_head
 
 # A looser target than the process-pool tests, so that both statuses occur on Ray's workers too.
 RAY_SUITE = SMALL.replace("target = { loss = 1e-4 }", "target = { loss = 1e-2 }")
 
-RAY = str(Path(sys.executable).parent / "ray")
-
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ray_head(tmp_path_factory):
-    """A Ray head on 127.0.0.1 whose workers can import the scale test plugin; its address."""
+    """A Ray head on 127.0.0.1 whose workers can import the scale test plugin; its address.
+    Started and stopped by `benchmarks._ray_head` (its own processes only: `ray stop` would stop
+    every Ray process of the machine, a user's included)."""
     site = install_scale_plugin(tmp_path_factory.mktemp("scale_site_ray"))
-    port = _free_port()
-    # Token authentication off on both sides: a local ray.init() elsewhere may have left a token
-    # in ~/.ray/auth_token, which would otherwise switch the head to token mode.
-    saved = os.environ.get("RAY_AUTH_MODE")
-    os.environ["RAY_AUTH_MODE"] = "disabled"
-    env = dict(os.environ, PYTHONPATH=f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-               RAY_USAGE_STATS_ENABLED="0")
-    subprocess.run([RAY, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
-                    "--num-cpus=2", "--num-gpus=0", "--include-dashboard=false",
-                    "--object-store-memory=100000000", "--disable-usage-stats"],
-                   env=env, check=True, capture_output=True, timeout=300)
-    address = f"127.0.0.1:{port}"
-    try:
+    python_path = f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
+    with local_ray_head(env={"PYTHONPATH": python_path}) as address:
         yield address
-    finally:
-        if ray.is_initialized():
-            ray.shutdown()
-        subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120)
-        if saved is None:
-            os.environ.pop("RAY_AUTH_MODE", None)
-        else:
-            os.environ["RAY_AUTH_MODE"] = saved
 
 
 @pytest.fixture
