@@ -454,7 +454,8 @@ def study_table(rows, metric: str | None = None):
     table = pd.DataFrame(out)
     steps = df["budget"].map(lambda b: _loads(b).get("max_steps")).to_numpy()
     several = table.groupby("problem")["group"].transform(lambda g: len(set(steps[g.index])) > 1)
-    table.loc[several, "label"] += [f" ({steps[i]} steps)" for i in table.index[several]]
+    if several.any():  # (pandas' str column refuses `+=` of an empty selection)
+        table.loc[several, "label"] += [f" ({steps[i]} steps)" for i in table.index[several]]
     return table, metric, notes
 
 
