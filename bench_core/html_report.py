@@ -478,21 +478,14 @@ def render_report(trials: pd.DataFrame, curves, sources: list[str] | None = None
 def _curves_reader(dirs: list[str]):
     """A function of a set of curve keys (``source:trial_id``; None: all) that reads those
     curves of results directories (``source`` = the directory's index), as ``render_report`` asks."""
-    import pyarrow as pa
-
-    # store.read_curves takes no trial_ids (read_trials does): its directory reader, with them
-    from .store import _read_dirs, read_compacted_curves, read_curve_file, read_curves
+    from .store import read_curves
 
     def read(keys):
         frames = []
         for i, d in enumerate(dirs):
-            if keys is None:
-                frames.append(read_curves(d).assign(source=i))
-                continue
-            ids = {k.split(":", 1)[1] for k in keys if k.startswith(f"{i}:")}
-            tables, _ = _read_dirs([d], "curves", read_curve_file, read_compacted_curves, None, ids) if ids else ([], [])
-            if tables:
-                frames.append(pa.concat_tables(tables).to_pandas().assign(source=i))
+            ids = None if keys is None else {k.split(":", 1)[1] for k in keys if k.startswith(f"{i}:")}
+            if ids is None or ids:
+                frames.append(read_curves(d, trial_ids=ids).assign(source=i))
         return pd.concat(frames, ignore_index=True) if frames else None
     return read
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import os
 import re
 import socket
@@ -708,8 +709,6 @@ def read_trials(*dirs: str | Path, trial_ids: set | None = None,
     the analysis commands read what they use; each file's identity is still checked, and its
     page checksums for the columns read).
     """
-    import functools
-
     import pandas as pd
 
     if columns is not None:
@@ -747,9 +746,11 @@ def completed_keys(out: str | Path) -> dict:
     return found
 
 
-def read_curves(*dirs: str | Path, on_skip: Callable[[Path, str], None] | None = None):
-    """All curve points of one or more results directories as a pandas DataFrame, ordered by
-    directory, then trial id (a trial's points in the order written).
+def read_curves(*dirs: str | Path, trial_ids: set | None = None,
+                on_skip: Callable[[Path, str], None] | None = None):
+    """All curve points of one or more results directories as a pandas DataFrame (only those of
+    the trials in `trial_ids` when given), ordered by directory, then trial id (a trial's points
+    in the order written).
 
     A trial's points come from its own curve file when it has one, else from the directory's
     compacted curve file. A file that cannot be used is skipped and reported as ``read_trials``
@@ -758,7 +759,7 @@ def read_curves(*dirs: str | Path, on_skip: Callable[[Path, str], None] | None =
     """
     import pandas as pd
 
-    tables, skipped = _read_dirs(dirs, "curves", read_curve_file, read_compacted_curves, on_skip)
+    tables, skipped = _read_dirs(dirs, "curves", read_curve_file, read_compacted_curves, on_skip, trial_ids)
     df = pa.concat_tables(tables).to_pandas() if tables else pd.DataFrame(columns=CURVE_SCHEMA.names)
     df.attrs["skipped"] = skipped
     return df
