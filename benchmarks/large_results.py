@@ -229,7 +229,7 @@ def breakdown(d: str | Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--trials", type=int, nargs="+", default=[1000, 10000])
+    ap.add_argument("--trials", type=int, nargs="*", default=[1000, 10000])
     ap.add_argument("--compacted-trials", type=int, nargs="*", default=[],
                     help="sizes written straight as compacted directories (timed after compaction only)")
     ap.add_argument("--points", type=int, default=100, help="curve points per trial (default 100)")
