@@ -8,7 +8,6 @@ JSON), so they read back exactly; Markdown and LaTeX show 3 significant digits, 
 """
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math
@@ -72,20 +71,17 @@ def leaderboard_records(rows: list[dict]) -> list[dict]:
 
 
 def leaderboard_csv(rows: list[dict]) -> str:
-    """The leaderboard as CSV text (LEADERBOARD_COLUMNS), numbers at full precision (``repr``),
-    missing values empty, statuses as JSON."""
-    def cell(v):
-        if v is None:
-            return ""
-        if isinstance(v, dict):
-            return json.dumps(v)
-        return repr(v) if isinstance(v, float) else str(v)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(LEADERBOARD_COLUMNS)
-    for rec in leaderboard_records(rows):
-        w.writerow([cell(rec[c]) for c in LEADERBOARD_COLUMNS])
-    return buf.getvalue()
+    """The leaderboard as CSV text (LEADERBOARD_COLUMNS; pyarrow's writer, strings quoted),
+    numbers at full precision, missing values empty, statuses as JSON."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    records = leaderboard_records(rows)
+    columns = {c: pa.array([json.dumps(r[c]) if isinstance(r[c], dict) else r[c] for r in records],
+                           pa.string() if not records else None) for c in LEADERBOARD_COLUMNS}
+    sink = io.BytesIO()
+    pa_csv.write_csv(pa.table(columns), sink)
+    return sink.getvalue().decode("utf-8")
 
 
 def _plain(v):

@@ -1,12 +1,17 @@
-"""`bench report DIR... -o report.html`: one self-contained HTML page per set of results.
+"""`bench report DIR... -o report.html`: one HTML page per set of results.
 
 The page needs no network: figures are matplotlib's SVG (bench_core.figures) inlined in the page,
 styles are inline, and a Content-Security-Policy forbids every fetch and every script except one
 small inline script, allowed by its hash, that makes the leaderboard sortable (click a header) and
 marks, once laid out, how many figures drew and how many of their texts fall outside their figure.
-The page's data is in the page itself: the leaderboard and the trials as CSV, behind download
-links (``data:`` URIs). Every string that comes from a plugin or a suite (names, params, error
-messages, hosts...) is HTML-escaped.
+The page's data are the leaderboard and the trials as CSV, behind download links: inlined in the
+page (base64 ``data:`` URIs) while a CSV is at most MAX_INLINE_CSV bytes, so a small study's page
+is one self-contained file; a larger CSV is written beside the page (``report_files/trials.csv``
+for ``report.html``) and linked from it. Every string that comes from a plugin or a suite (names,
+params, error messages, hosts...) is HTML-escaped.
+
+Tables show the best `per_problem` settings of each problem (``bench report --rows``; the
+leaderboard's order) and say how many they leave out; the CSVs hold every setting and every trial.
 
 Sections: ranking and performance profiles; the sortable leaderboard with provenance and the CSV
 downloads; per problem, the convergence curves of every metric the problem reports (median over
@@ -19,7 +24,6 @@ with their messages.
 from __future__ import annotations
 
 import base64
-import csv
 import hashlib
 import io
 import json
@@ -31,11 +35,15 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 
 from . import analysis, figures, scaling_figures, solve_profiles
+from .cli.rows import TABLE_ROWS, first_per_problem, left_out_line
 from .figures import aggregate_curve, index_curves  # noqa: F401  (public here too, as before)
-from .store import write_atomically  # noqa: F401  (public here too, as before)
-from .formatting import LEADERBOARD_COLUMNS, fmt, leaderboard_csv as _leaderboard_csv, status_counts
+from .formatting import LEADERBOARD_COLUMNS, fmt, status_counts
+from .formatting import leaderboard_csv as _leaderboard_csv
+from .store import write_atomically
 
 MAX_FAILURES = 200
 #: problems whose sections draw figures, at most (the first in page order); the sections of the
@@ -47,6 +55,9 @@ MAX_FIGURES = 24
 #: settings one figure draws at most (curves, time-to-target bars), the best first; its title
 #: says how many of how many
 MAX_SETTINGS_DRAWN = 20
+#: a CSV download of at most this many bytes is inlined in the page (a base64 data: URI; Chromium
+#: refuses URLs over 2 MiB); a larger one is written beside the page and linked
+MAX_INLINE_CSV = 1 << 20
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1240px;
@@ -190,6 +201,9 @@ def leaderboard_csv(rows: list[dict]) -> str:
     return _leaderboard_csv(rows)
 
 
+#: the CSV downloads of a page (beside it when too large to inline)
+CSV_FILES = ("leaderboard.csv", "trials.csv")
+
 TRIALS_CSV_COLUMNS = ("problem", "setting", "optimizer", "hparams", "seed", "status", "steps", "train_time_s",
                       "time_to_target_s", "steps_to_target", "metrics", "error", "trial_id", "git_commit", "host")
 
@@ -198,34 +212,65 @@ _TRIALS_CSV_SOURCES = ("problem_label", "label", "optimizer", "hparams", "seed",
                        "time_to_target_s", "steps_to_target", "metrics", "error", "trial_id", "git_commit", "host")
 
 
+def _csv_bytes(table: pa.Table) -> bytes:
+    """`table` as CSV (pyarrow's writer: strings quoted, numbers at full precision, missing empty)."""
+    sink = io.BytesIO()
+    pa_csv.write_csv(table, sink)
+    return sink.getvalue()
+
+
+def trials_csv_bytes(trials: pd.DataFrame) -> bytes:
+    """One line per trial (labelled trials) as UTF-8 CSV (TRIALS_CSV_COLUMNS), by problem, setting
+    and seed: status, steps, times (full precision; missing empty), final metrics (JSON), error."""
+    ordered = trials.sort_values(["problem_label", "label", "seed"], kind="stable")
+    columns = {}
+    for name, source in zip(TRIALS_CSV_COLUMNS, _TRIALS_CSV_SOURCES):
+        if name == "metrics":
+            columns[name] = pa.array([json.dumps(m if isinstance(m, dict) else {}, default=str)
+                                      for m in ordered[source].tolist()], pa.string())
+        else:
+            columns[name] = pa.array(ordered[source], from_pandas=True)  # NaN and None: missing
+    return _csv_bytes(pa.table(columns))
+
+
 def trials_csv(trials: pd.DataFrame) -> str:
-    """One line per trial (labelled trials): status, steps, times, final metrics (JSON), error."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(TRIALS_CSV_COLUMNS)
-    ordered = trials.sort_values(["problem_label", "label", "seed"])
-    columns = [ordered[c].tolist() for c in _TRIALS_CSV_SOURCES]  # column lists: no Series per row
-    for (problem, label, optimizer, hparams, seed, status, steps, train_time, ttt, stt, metrics, error,
-         trial_id, commit, host) in zip(*columns):
-        w.writerow([problem, label, optimizer, hparams, seed, status, _text(steps), _text(train_time),
-                    _text(ttt), _text(stt), json.dumps(metrics if isinstance(metrics, dict) else {}, default=str),
-                    _text(error), trial_id, _text(commit), _text(host)])
-    return buf.getvalue()
+    """``trials_csv_bytes`` as text."""
+    return trials_csv_bytes(trials).decode("utf-8")
 
 
-def _download(name: str, text: str, what: str) -> str:
-    """A link that downloads `text` (CSV) from the page itself: a data: URI, nothing fetched."""
-    return (f'<a class="download" download="{_e(name)}" href="data:text/csv;charset=utf-8,'
-            f'{_e(quote(text, safe=""))}">{_e(what)}</a>')
+def _download(name: str, data: bytes, what: str, files: dict, files_dir: str) -> str:
+    """A link that downloads the CSV `data`: from the page itself (a base64 data: URI, nothing
+    fetched) when it is at most MAX_INLINE_CSV bytes, else from ``files_dir/name`` beside the
+    page (`data` is then added to `files`, {path relative to the page: bytes}, for the writer)."""
+    if len(data) <= MAX_INLINE_CSV:
+        href = "data:text/csv;base64," + base64.b64encode(data).decode("ascii")
+        return f'<a class="download" download="{_e(name)}" href="{href}">{_e(what)}</a>'
+    path = f"{files_dir}/{name}"
+    files[path] = data
+    return (f'<a class="download" download="{_e(name)}" href="{_e(quote(path))}">{_e(what)}</a>'
+            f'<span class="muted">(<code>{_e(path)}</code> beside the page, {len(data) / 2 ** 20:.1f} MiB)</span> ')
 
 
-def _leaderboard_section(rows: list[dict], trials: pd.DataFrame) -> str:
+def _left_out(what: str, left: int, problems: int, per_problem: int) -> str:
+    """The line under a bounded table (HTML): how many `what` it leaves out and where they all are."""
+    line = left_out_line(what, left, problems, per_problem, "the CSV downloads under the leaderboard heading")
+    if not line:
+        return ""
+    return f'<p class="muted">{_e(line.replace("--rows all", "bench report --rows all"))}.</p>'
+
+
+def _leaderboard_section(rows: list[dict], trials: pd.DataFrame, per_problem: int | None,
+                         files: dict, files_dir: str) -> str:
+    """The leaderboard (its best `per_problem` settings per problem) and the CSV downloads."""
+    board = leaderboard_csv(rows).encode("utf-8")
     out = ['<h2 id="leaderboard">Leaderboard</h2>',
            '<p class="muted">Medians over seeds with interquartile range; [bootstrap 95% interval, fixed '
            'seed]; time and steps over the seeds that reached the target; success rate with its Wilson '
            '95% interval. Click a column header to sort.</p>',
-           "<p>" + _download("leaderboard.csv", leaderboard_csv(rows), "Download the leaderboard (CSV)")
-           + _download("trials.csv", trials_csv(trials), "Download every trial (CSV)") + "</p>"]
+           "<p>" + _download("leaderboard.csv", board, "Download the leaderboard (CSV)", files, files_dir)
+           + _download("trials.csv", trials_csv_bytes(trials), "Download every trial (CSV)", files, files_dir)
+           + "</p>"]
+    rows, left, cut = first_per_problem(rows, per_problem, lambda r: r["problem"])
     body, keys = [], []
     for r in rows:
         statuses = status_counts(r["statuses"])
@@ -248,6 +293,7 @@ def _leaderboard_section(rows: list[dict], trials: pd.DataFrame) -> str:
     out.append(_table(["problem", "optimizer", "status", "reached", "time→target s", "95% CI",
                        "steps→target", "final metric", "train s", "commit", "host"], body,
                       {3, 4, 5, 6, 7, 8}, keys=keys, sortable=True))
+    out.append(_left_out("setting(s)", left, cut, per_problem))
     return "\n".join(out)
 
 
@@ -285,11 +331,11 @@ def _figure_plan(problem: str, sub: pd.DataFrame, curves: dict, prows: list[dict
 
 def _problem_section(problem: str, sub: pd.DataFrame, curves: dict | None, prows: list[dict],
                      psettings: list[dict], colours: dict, anchor: str, ids, budget: int,
-                     dirs: list[str]) -> tuple[str, int | None]:
+                     dirs: list[str], per_problem: int | None) -> tuple[str, int | None]:
     """(HTML, figures drawn or None when left out) of a problem's section: its trials `sub`, leaderboard rows `prows`
     and settings `psettings`; its figures drawn from the curve index `curves` when there are at
     most `budget` of them, else (or when `curves` is None) left out, naming the command that
-    draws them."""
+    draws them; its tables hold its best `per_problem` settings."""
     targets = json.loads(sub["targets"].iloc[0] or "{}")
     swept = bool(_sensitivity_groups(psettings))
     metrics, plan, sensitivity = _figure_plan(problem, sub, curves or {}, prows, psettings, colours)
@@ -309,18 +355,19 @@ def _problem_section(problem: str, sub: pd.DataFrame, curves: dict | None, prows
     if prows and not any(r["time_to_target_s"] is not None for r in prows):
         out.append('<p class="bad">No optimizer reached the target on this problem.</p>')
     out.append(f'<div class="charts">{"".join(charts)}</div>')
-    out.append(_final_metrics_table(prows))
+    out.append(_final_metrics_table(prows, per_problem))
     sens = [_figure(build(), ids) for build in sensitivity] if drawn else []
-    out.append(_sensitivity(psettings, sens))
+    out.append(_sensitivity(psettings, sens, [r["optimizer"] for r in prows], per_problem))
     return "\n".join(out), (len(plan) + len(sensitivity) if drawn else None)
 
 
-def _final_metrics_table(prows: list[dict]) -> str:
+def _final_metrics_table(prows: list[dict], per_problem: int | None) -> str:
     """Every metric the trials recorded: median over seeds with its interquartile range (byte
-    counts in MiB)."""
+    counts in MiB), of the first (best) `per_problem` settings of the problem's rows `prows`."""
     names = sorted({n for r in prows for n in r.get("final_metrics", {})})
     if not names:
         return ""
+    prows, left, _ = first_per_problem(prows, per_problem, lambda r: r["problem"])
 
     def cell(r, n):
         f, _ = figures.metric_unit(n)
@@ -330,15 +377,21 @@ def _final_metrics_table(prows: list[dict]) -> str:
     body = [[_e(r["optimizer"])] + [cell(r, n) for n in names] for r in prows]
     return ('<h3>Final metrics</h3><p class="muted">Median over seeds, interquartile range. '
             'Peak memory on CPU is the process\'s resident set, which other work on the host moves.</p>'
-            + _table(["optimizer", *map(figures.metric_axis_label, names)], body, set(range(1, len(names) + 1))))
+            + _table(["optimizer", *map(figures.metric_axis_label, names)], body, set(range(1, len(names) + 1)))
+            + _left_out("setting(s)", left, 1, per_problem))
 
 
-def _sensitivity(psettings: list[dict], charts: list[str]) -> str:
+def _sensitivity(psettings: list[dict], charts: list[str], order: list[str], per_problem: int | None) -> str:
     """The sensitivity of a problem's swept optimizers: their figures (`charts`, inline HTML)
-    and a table of every setting."""
+    and a table of their settings, grouped by optimizer: every setting, or the first
+    `per_problem` of them in the order `order` (the problem's settings, best first)."""
     groups = _sensitivity_groups(psettings)
     if not groups:
         return ""
+    rank = {lab: i for i, lab in enumerate(order)}
+    swept = sorted((s["label"] for g in groups.values() for s in g), key=lambda lab: rank.get(lab, len(rank)))
+    shown = set(swept[:per_problem])  # [:None]: all
+    left = len(swept) - len(shown)
     out = ["<h3>Hyperparameter sensitivity</h3>",
            '<p class="muted">Filled dot: the setting\'s median seed reaches the target. The '
            'best setting (★) has the highest success rate, then the shortest time to target, then the '
@@ -346,12 +399,13 @@ def _sensitivity(psettings: list[dict], charts: list[str]) -> str:
     table = []
     for opt, group in groups.items():
         metric = group[0]["selection_metric"]
-        for s in group:
+        for s in (s for s in group if s["label"] in shown):
             table.append([_e(opt), ("★ " if s["best"] else "") + _e(s["label"]),
                           f"{s['success_rate']:.0%}", _e(fmt(s["time_to_target_s"])),
                           f"{_e(metric)} = {_e(fmt(s['selection_value']))}"])
     out.append(f'<div class="charts">{"".join(charts)}</div>')
     out.append(_table(["optimizer", "setting", "reached", "time→target s", "final"], table, {2, 3, 4}))
+    out.append(_left_out("swept setting(s)", left, 1, per_problem))
     return "\n".join(out)
 
 
@@ -396,16 +450,34 @@ def _failures_section(trials: pd.DataFrame) -> str:
 
 
 # --------------------------------------------------------------------------- page
+def _drawn_keys(sub: pd.DataFrame, problem: str, rows: list[dict], settings: list[dict]) -> set:
+    """The curve keys of the trials whose curves a problem's figures draw: those of the first
+    MAX_SETTINGS_DRAWN settings of each curves figure (best per optimizer, every setting)."""
+    labels = {lab for every in (False, True)
+              for lab in figures.curve_labels(sub, problem, every, rows, settings)[:MAX_SETTINGS_DRAWN]}
+    return set(sub.loc[sub["label"].isin(labels), "curve_key"])
+
+
 def render_report(trials: pd.DataFrame, curves, sources: list[str] | None = None,
-                  title: str = "bench report") -> str:
-    """The whole page as a string, from a trials DataFrame (``bench_core.store``) and the curve
-    points: a DataFrame, or a function that reads the points of a set of ``curve_key``s (None:
-    every curve) so that a large study reads only the curves its figures draw. When trials and
-    points carry a ``source`` column (which results directory a row came from), a trial that
-    ran in several directories keeps one curve per directory."""
+                  title: str = "bench report", per_problem: int | None = TABLE_ROWS) -> str:
+    """The page of ``build_report`` (without the files a large study's page links beside it)."""
+    return build_report(trials, curves, sources, title, per_problem)[0]
+
+
+def build_report(trials: pd.DataFrame, curves, sources: list[str] | None = None,
+                 title: str = "bench report", per_problem: int | None = TABLE_ROWS,
+                 files_dir: str = "report_files") -> tuple[str, dict[str, bytes]]:
+    """(the whole page as a string, the files it links to beside it: {path relative to the
+    page, under `files_dir`: bytes}, empty unless a CSV is over MAX_INLINE_CSV bytes), from a
+    trials DataFrame (``bench_core.store``) and the curve points: a DataFrame, or a function that
+    reads the points of a set of ``curve_key``s (None: every curve) so that a large study reads
+    only the curves its figures draw. When trials and points carry a ``source`` column (which
+    results directory a row came from), a trial that ran in several directories keeps one curve
+    per directory. Tables show the best `per_problem` settings of each problem (None: all)."""
     import itertools
 
     sources = sources or []
+    files: dict[str, bytes] = {}
     read = curves if callable(curves) else None
     trials = figures.label_trials(trials)  # display labels unique per key and code, as the tables use
     rows = analysis.leaderboard(trials)
@@ -421,7 +493,7 @@ def render_report(trials: pd.DataFrame, curves, sources: list[str] | None = None
     settings_of: dict = {}
     for st in settings:
         settings_of.setdefault(st["problem"], []).append(st)
-    keys = {k for p in drawn for k in by_problem[p]["curve_key"]}
+    keys = set().union(*(_drawn_keys(by_problem[p], p, rows_of[p], settings_of.get(p, [])) for p in drawn))
     points = read(keys) if read is not None else curves
     if points is not None and len(points):
         points = figures.with_curve_key(points)
@@ -454,25 +526,26 @@ def render_report(trials: pd.DataFrame, curves, sources: list[str] | None = None
         if scaling_figures.has_size_sweep(trials):  # only then the scaling section needs every curve
             every = read(None) if read is not None else curves
             parts.append(scaling_figures.report_section(trials, every, lambda fig: _figure(fig, ids)))
-        parts.append(_leaderboard_section(rows, trials))
+        parts.append(_leaderboard_section(rows, trials, per_problem, files, files_dir))
         budget = MAX_FIGURES - sum(part.count('<svg class="chart"') for part in parts)
         shown = 0
         for p in problems:
             html, n = _problem_section(p, by_problem[p], curve_index if p in drawn else None, rows_of[p],
-                                       settings_of.get(p, []), colours, anchors[p], ids, budget, sources)
+                                       settings_of.get(p, []), colours, anchors[p], ids, budget, sources,
+                                       per_problem)
             parts.append(html)
             shown += n is not None
             budget = 0 if n is None else budget - n  # figures for the first problems only
         if shown < len(problems):
             parts.insert(limits, f'<p class="muted">Figures of the first {shown} of {len(problems)} problems: a page '
                          f'draws at most {MAX_FIGURES} figures (of the first {MAX_FIGURE_PROBLEMS} problems at most) '
-                         f'and at most {MAX_SETTINGS_DRAWN} settings in one figure, the best first. Every table is '
-                         'whole; each other problem\'s section names the <code>bench plot</code> command that '
-                         'draws its figures.</p>')
+                         f'and at most {MAX_SETTINGS_DRAWN} settings in one figure, the best first. The tables '
+                         'cover every problem; each other problem\'s section names the <code>bench plot</code> '
+                         'command that draws its figures.</p>')
         parts.append(_provenance_section(trials))
         parts.append(_failures_section(trials))
     parts.append(f"<script>{_SCRIPT}</script></body></html>")
-    return "\n".join(parts)
+    return "\n".join(parts), files
 
 
 def _curves_reader(dirs: list[str]):
@@ -490,11 +563,32 @@ def _curves_reader(dirs: list[str]):
     return read
 
 
-def write_report(dirs: list[str], out: str | Path, title: str | None = None) -> Path:
-    """Read results directories and write the report page to `out` atomically (the curves of
-    the problems whose figures it draws only)."""
+def files_dir_of(out: str | Path) -> Path:
+    """The folder beside the page `out` that holds the files it links (``report_files`` for
+    ``report.html``)."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}_files")
+
+
+def write_report(dirs: list[str], out: str | Path, title: str | None = None,
+                 per_problem: int | None = TABLE_ROWS) -> Path:
+    """Read results directories and write the report page to `out` (the curves of the settings
+    its figures draw only), and the CSVs too large to inline into ``files_dir_of(out)``: each
+    file atomically, the files before the page, so the page never links a partial file; a CSV
+    the new page inlines is removed from that folder afterwards (an older page's, now stale)."""
     from .store import read_trials
 
+    out = Path(out)
+    folder = files_dir_of(out)
     trials = pd.concat([read_trials(d).assign(source=i) for i, d in enumerate(dirs)], ignore_index=True)
-    html = render_report(trials, _curves_reader(list(map(str, dirs))), [str(d) for d in dirs], title or "bench report")
-    return write_atomically(out, lambda tmp: Path(tmp).write_text(html, encoding="utf-8"))
+    html, files = build_report(trials, _curves_reader(list(map(str, dirs))), [str(d) for d in dirs],
+                               title or "bench report", per_problem, folder.name)
+    for rel, data in files.items():
+        write_atomically(out.parent / rel, lambda tmp, data=data: Path(tmp).write_bytes(data))
+    write_atomically(out, lambda tmp: Path(tmp).write_text(html, encoding="utf-8"))
+    for name in CSV_FILES:
+        if f"{folder.name}/{name}" not in files:
+            (folder / name).unlink(missing_ok=True)
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+    return out

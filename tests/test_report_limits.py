@@ -1,7 +1,9 @@
 """`bench report` of a large study: a bounded number of figures (the first problems', each figure
 at most MAX_SETTINGS_DRAWN settings, the best first), a line saying what was left out and the
-`bench plot` command that draws it, every table whole and unchanged; the trials CSV line by line;
-the scaling section needs the curves only for a size sweep."""
+`bench plot` command that draws it, the tables unchanged by the figures' limits; tables bounded to
+the best --rows settings per problem, saying how many they leave out; CSVs over MAX_INLINE_CSV
+written beside the page, every trial exactly once; the trials CSV line by line; the scaling
+section needs the curves only for a size sweep."""
 from __future__ import annotations
 
 import hashlib
@@ -112,10 +114,11 @@ def test_trials_csv_lines():
          "status": "error", "steps": 3, "train_time_s": 1.0, "time_to_target_s": 0.1 + 0.2,
          "steps_to_target": 2.0, "metrics": None, "error": 'bad, "quoted"', "trial_id": "t1",
          "git_commit": "c0", "host": "h"}])
+    # pyarrow's writer: strings quoted, numbers at full precision (1.0 as 1), missing values empty
     assert html_report.trials_csv(trials).splitlines() == [
-        ",".join(html_report.TRIALS_CSV_COLUMNS),
-        'p,a,a,"{""lr"": 0.1}",0,error,3,1.0,0.30000000000000004,2.0,{},"bad, ""quoted""",t1,c0,h',
-        'p,b,b,{},1,ok,100,0.25,,,"{""loss"": 0.5}",,t2,,h']
+        ",".join(f'"{c}"' for c in html_report.TRIALS_CSV_COLUMNS),
+        '"p","a","a","{""lr"": 0.1}",0,"error",3,1,0.30000000000000004,2,"{}","bad, ""quoted""","t1","c0","h"',
+        '"p","b","b","{}",1,"ok",100,0.25,,,"{""loss"": 0.5}",,"t2",,"h"']
 
 
 def test_size_sweep_detection():
@@ -127,3 +130,68 @@ def test_size_sweep_detection():
                    for s in range(2) for lr in (0.1, 0.01) for w in (8, 16)])
     assert scaling_figures.has_size_sweep(swept)
     assert not scaling_figures.has_size_sweep(swept.iloc[:0])
+
+
+def _rows_of(table: str) -> int:
+    return table.count("<tr>") - 1  # the header row
+
+
+def test_tables_show_the_best_settings_of_each_problem_and_say_how_many_are_left_out(study, monkeypatch):
+    whole = _page(study, monkeypatch)  # 6 settings per problem: within the default --rows
+    assert "not shown" not in whole
+    trials = read_trials(study).assign(source=0)
+    page = html_report.render_report(trials, read_curves(study).assign(source=0), [str(study)], per_problem=2)
+    board = _tables(page.split('<h2 id="leaderboard">')[1])[0]
+    assert _rows_of(board) == 3 * 2 and _rows_of(_tables(whole.split('<h2 id="leaderboard">')[1])[0]) == 3 * 6
+    # the best two of each problem, as in the whole table's order
+    best = [re.findall(r"<tr><td>p0</td><td>([^<]*)</td>", t)[:2] for t in (board, _tables(whole)[1])]
+    assert best[0] == best[1] and len(best[0]) == 2
+    assert "12 more setting(s) on 3 problem(s) not shown (the first 2 per problem are): bench report --rows all" in page
+    p0 = page.split('<h2 id="p0">')[1].split("<h2")[0]
+    final, sensitivity = _tables(p0)
+    assert _rows_of(final) == 2 and "4 more setting(s) on 1 problem(s) not shown" in p0
+    # sensitivity: opt.sweep's settings among the problem's best 2 (at least its best one), of 4
+    shown = _rows_of(sensitivity)
+    assert 1 <= shown <= 2 and f"{4 - shown} more swept setting(s)" in p0 and "★" in sensitivity
+    every = html_report.render_report(trials, read_curves(study).assign(source=0), [str(study)], per_problem=None)
+    assert _tables(every) == _tables(whole)
+
+
+def test_large_csvs_are_written_beside_the_page_and_hold_every_trial(study, monkeypatch, tmp_path):
+    import base64
+    import csv
+    import io
+
+    from bench_core.cli import main
+
+    out = tmp_path / "r.html"
+    monkeypatch.setattr(html_report, "MAX_INLINE_CSV", 500)  # the leaderboard and trials CSVs are larger
+    assert main(["report", str(study), "-o", str(out), "--rows", "1"]) == 0
+    page = out.read_text()
+    assert 'href="r_files/trials.csv"' in page and 'href="r_files/leaderboard.csv"' in page
+    assert "data:text/csv" not in page
+    trials = read_trials(study)
+    with open(tmp_path / "r_files" / "trials.csv", newline="") as fh:
+        lines = list(csv.DictReader(fh))
+    assert sorted(r["trial_id"] for r in lines) == sorted(trials["trial_id"])  # each trial once
+    by_id = {r["trial_id"]: r for r in lines}
+    for t in trials.itertuples():
+        got = by_id[t.trial_id]
+        assert (got["problem"], int(got["seed"]), got["status"]) == (t.problem, t.seed, t.status)
+        assert float(got["time_to_target_s"]) == t.time_to_target_s and json.loads(got["metrics"]) == t.metrics
+    with open(tmp_path / "r_files" / "leaderboard.csv", newline="") as fh:
+        assert len(list(csv.DictReader(fh))) == 3 * 6  # every setting, though the page's table shows 1 per problem
+    # small enough again: inlined, and the stale files beside the page removed
+    monkeypatch.setattr(html_report, "MAX_INLINE_CSV", 1 << 20)
+    assert main(["report", str(study), "-o", str(out)]) == 0
+    page = out.read_text()
+    assert not (tmp_path / "r_files").exists()
+    link = re.search(r'download="trials.csv" href="data:text/csv;base64,([^"]*)"', page)
+    assert len(list(csv.DictReader(io.StringIO(base64.b64decode(link.group(1)).decode())))) == len(trials)
+
+
+def test_bad_rows_writes_nothing(study, tmp_path, capsys):
+    from bench_core.cli import main
+
+    assert main(["report", str(study), "-o", str(tmp_path / "r.html"), "--rows", "0"]) == 2
+    assert "--rows" in capsys.readouterr().err and not any(tmp_path.iterdir())
