@@ -89,14 +89,19 @@ def problem_labels(df: pd.DataFrame) -> pd.Series:
     """The problem's name, with its params when one suite ran it with several param sets."""
     if not len(df):
         return pd.Series(dtype=str)
-    n_sets = df.groupby("problem")["problem_params"].transform("nunique").tolist()
+    pairs = df[["problem", "problem_params"]].dropna().drop_duplicates()
+    several = set(pairs["problem"][pairs["problem"].duplicated(keep=False)].tolist())
+    if not several:
+        return pd.Series(df["problem"].tolist(), index=df.index, dtype=object)
 
-    def label(problem, params_json, n):
-        if n <= 1:
+    def label(problem, params_json):
+        if problem not in several:
             return problem
         params = json.loads(params_json)
         return f"{problem}({', '.join(f'{k}={v}' for k, v in sorted(params.items()))})"
-    return pd.Series([label(p, j, n) for p, j, n in zip(df["problem"], df["problem_params"], n_sets)],
+    memo: dict = {}
+    return pd.Series([memo[k] if k in memo else memo.setdefault(k, label(*k))
+                      for k in zip(df["problem"].tolist(), df["problem_params"].tolist())],
                      index=df.index, dtype=object)
 
 
@@ -132,7 +137,7 @@ def setting_labels(df: pd.DataFrame, by_code: bool = True) -> pd.DataFrame:
     df["group_id"] = gid
     memo: dict = {}
     short = [memo[k] if k in memo else memo.setdefault(k, short_label(*k))
-             for k in zip(df["optimizer"], df["hparams"])]
+             for k in zip(df["optimizer"].tolist(), df["hparams"].tolist())]
     df["label"] = short
     firsts = df.assign(_short=short).drop_duplicates("group_id")
     clashing = firsts[firsts.duplicated(["problem_label", "_short"], keep=False)]
@@ -279,7 +284,8 @@ def _grouping(trials: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, Grou
 def _plain(stats: dict) -> dict:
     """``Groups.stats`` arrays as lists of plain floats, None where a group had no values (NaN),
     with "iqr" and "ci": the (q1, q3) and (ci_low, ci_high) pairs of each group."""
-    out = {k: [None if math.isnan(v) else v for v in a.tolist()] for k, a in stats.items() if k != "n"}
+    out = {k: [None if v != v else v for v in a.tolist()]  # noqa: PLR0124 (v != v: NaN, the fast way)
+           for k, a in stats.items() if k != "n"}
     out["iqr"] = list(zip(out["q1"], out["q3"]))
     out["ci"] = list(zip(out["ci_low"], out["ci_high"]))
     return out
@@ -321,18 +327,27 @@ class _Directions:
 
     def found(self, i: int, metric: str | None):
         """The direction row i records for `metric` ("min"/"max"), or None."""
-        d = self.texts[i]
+        return self._lookup(self.texts[i], metric)
+
+    def per_group(self, grp: Groups, metric_of: list) -> list[bool]:
+        """Per group, whether its metric (`metric_of`) is higher-is-better by its rows (each
+        distinct directions text and metric looked up once)."""
+        memo: dict = {}
+        hits = []
+        for d, g in zip(self.texts, grp.codes.tolist()):
+            key = (d, metric_of[g])
+            if key not in memo:
+                memo[key] = self._lookup(d, key[1])
+            hits.append(memo[key])
+        first = grp.first_index([bool(h) for h in hits])
+        return [bool(i >= 0 and hits[i] == "max") for i in first.tolist()]
+
+    def _lookup(self, d, metric: str | None):
         if not (isinstance(d, str) and d and metric):
             return None
         if d not in self.parsed:
             self.parsed[d] = json.loads(d)
         return self.parsed[d].get(metric)
-
-    def per_group(self, grp: Groups, metric_of: list) -> list[bool]:
-        """Per group, whether its metric (`metric_of`) is higher-is-better by its rows."""
-        hits = [self.found(i, metric_of[g]) for i, g in enumerate(grp.codes.tolist())]
-        first = grp.first_index([bool(h) for h in hits])
-        return [bool(i >= 0 and hits[i] == "max") for i in first.tolist()]
 
     def of_rows(self, rows, metric: str | None) -> bool:
         """Whether `metric` is higher-is-better by the first of `rows` that names it."""
@@ -356,7 +371,7 @@ ANALYSIS_COLUMNS = ("problem", "problem_params", "key_id", "code_id", "kind", "o
                     "host", "dtype", "device", "threads", "budget", "eval", "load_avg", "cpu_count")
 
 
-def leaderboard(trials: pd.DataFrame) -> list[dict]:
+def leaderboard(trials: pd.DataFrame, per_problem: int | None = None) -> list[dict]:
     """One row per (problem, optimizer with hparams) over seeds.
 
     Keys: problem, optimizer (the label), optimizer_name, hparams, kind, seeds (trials),
@@ -368,10 +383,16 @@ def leaderboard(trials: pd.DataFrame) -> list[dict]:
     median time to target, a miss counting as ∞); errors; provenance (commits and hosts).
     Rows are ordered per problem: most successful first, then fastest to target, then best metric.
     Every group is computed at once (``bench_core.groups``), bitwise as one group at a time.
+    With `per_problem`, only the first `per_problem` rows of each problem: the same rows as the
+    full leaderboard's first ones, the others' statistics never computed (a terminal table).
     """
     if trials is None or len(trials) == 0:
         return []
     df, grp, found = _grouping(trials, ["problem_label", "label"])
+    if per_problem is not None:
+        shown = _first_groups(df, grp, found, per_problem)
+        if len(shown) < len(found):
+            df, grp, found = _grouping(df[np.isin(grp.codes, shown)], ["problem_label", "label"])
     codes = grp.codes
     metrics = df["metrics"].tolist()
     hit = _reached(df)
@@ -400,8 +421,10 @@ def leaderboard(trials: pd.DataFrame) -> list[dict]:
     ttt = _plain(grp.stats(df["time_to_target_s"].tolist(), hit))
     stt = _plain(grp.stats(df["steps_to_target"].tolist(), hit))
     fin = _plain(grp.stats(_row_values(metrics, [metric_of[c] for c in codes.tolist()])))
-    per_name = {name: _plain(grp.stats([_final(m, name) for m in metrics], bootstrap=False))
-                for name in sorted({n for ns in names for n in ns})}
+    per_name = {}
+    for name in sorted({n for ns in names for n in ns}):
+        st = _plain(grp.stats([m.get(name) if isinstance(m, dict) else None for m in metrics], bootstrap=False))
+        per_name[name] = [{"median": a, "q1": b, "q3": c} for a, b, c in zip(st["median"], st["q1"], st["q3"])]
     train = _plain(grp.stats(df["train_time_s"].tolist(), bootstrap=False))["median"]
     steps = _plain(grp.stats(df["steps"].tolist(), bootstrap=False))["median"]
     costs = grp.medians(_costs_per_row(df["time_to_target_s"].tolist(), hit)).tolist()
@@ -427,20 +450,44 @@ def leaderboard(trials: pd.DataFrame) -> list[dict]:
             "threads": threads[g],
             "final_metric": fin["median"][g],
             "final_metric_iqr": fin["iqr"][g], "final_metric_ci": fin["ci"][g],
-            "final_metrics": {name: {"median": per_name[name]["median"][g], "q1": per_name[name]["q1"][g],
-                                     "q3": per_name[name]["q3"][g]} for name in names[g]},
+            "final_metrics": {name: per_name[name][g] for name in names[g]},
             "train_time_s": train[g], "steps": steps[g], "cost": costs[g],
             "errors": errors[g],
             "provenance": {"commits": commits[g], "hosts": hosts[g]},
         })
 
-    def order(r):
-        fm = r["final_metric"]
-        fm = math.inf if fm is None else (-fm if r["higher_is_better"] else fm)
-        return (r["problem"], -r["success_rate"],
-                r["time_to_target_s"] if r["time_to_target_s"] is not None else math.inf, fm)
-    rows.sort(key=order)
+    rows.sort(key=lambda r: _rank_key(r["problem"], r["success_rate"], r["time_to_target_s"],
+                                      r["final_metric"], r["higher_is_better"]))
     return rows
+
+
+def _rank_key(problem, success_rate: float, time_to_target, final_metric, higher_is_better: bool) -> tuple:
+    """The leaderboard's order within a problem: most successful first, then fastest to target
+    (a miss last), then best final metric (none last)."""
+    fm = math.inf if final_metric is None else (-final_metric if higher_is_better else final_metric)
+    return (problem, -success_rate, time_to_target if time_to_target is not None else math.inf, fm)
+
+
+def _first_groups(df: pd.DataFrame, grp: Groups, found: list[tuple], per_problem: int) -> np.ndarray:
+    """The codes of the groups that are the first `per_problem` leaderboard rows of their
+    problem, from the same statistics (bitwise) that order the full leaderboard."""
+    hit = _reached(df)
+    metric_of = _group_metric(df, grp, primary_metric)
+    hib = _Directions(df).per_group(grp, metric_of)
+    ttt = _plain(grp.stats(df["time_to_target_s"].tolist(), hit, bootstrap=False))["median"]
+    fin = _plain(grp.stats(_row_values(df["metrics"].tolist(), [metric_of[c] for c in grp.codes.tolist()]),
+                           bootstrap=False))["median"]
+    n_rows, n_hit = grp.counts.tolist(), grp.count(hit).tolist()
+    keys = [_rank_key(problem, n_hit[g] / n_rows[g], ttt[g] if n_hit[g] else None, fin[g], hib[g])
+            for g, (problem, _) in enumerate(found)]
+    taken: dict = {}
+    shown = []
+    for g in sorted(range(len(found)), key=keys.__getitem__):
+        problem = found[g][0]
+        if taken.get(problem, 0) < per_problem:
+            taken[problem] = taken.get(problem, 0) + 1
+            shown.append(g)
+    return np.asarray(sorted(shown), dtype=np.int64)
 
 
 # --------------------------------------------------------------------------- tuning
@@ -489,6 +536,7 @@ def settings_summary(trials: pd.DataFrame) -> list[dict]:
     n_used = grp.count(used).tolist()
     n_rows, n_hit = grp.counts.tolist(), grp.count(hit).tolist()
     kind, hparams = df["kind"].tolist(), df["hparams"].tolist()
+    parsed: dict = {}
     rows = []
     for gs in outer.values():
         group = []
@@ -500,7 +548,8 @@ def settings_summary(trials: pd.DataFrame) -> list[dict]:
                 value = -value
             group.append(((-success, rank_steps[g], value, label), {
                 "problem": problem, "optimizer": opt, "label": label, "kind": kind[first[g]],
-                "hparams": json.loads(hparams[first[g]] or "{}"), "seeds": n_rows[g],
+                "hparams": dict(parsed[h] if (h := hparams[first[g]]) in parsed
+                                else parsed.setdefault(h, json.loads(h or "{}"))), "seeds": n_rows[g],
                 "success_rate": success, "reaches_target": bool(math.isfinite(costs[g])),
                 "time_to_target_s": ttt[g], "cost": costs[g],
                 "selection_metric": metric_of[g], "higher_is_better": hib_of[g],

@@ -227,8 +227,11 @@ def group_codes(frame, keys: list[str]) -> tuple[np.ndarray, list[tuple]]:
         return np.zeros(0, dtype=np.int64), []
     codes = frame.groupby(keys, sort=False, dropna=False).ngroup().to_numpy()
     first = np.unique(codes, return_index=True)[1]
-    keys_found = list(zip(*[frame[k].to_numpy(dtype=object)[first] for k in keys]))
-    ordered = sorted(range(len(keys_found)), key=lambda i: tuple(str(x) for x in keys_found[i]))
+    parts = [frame[k].to_numpy(dtype=object)[first] for k in keys]
+    keys_found = list(zip(*parts))
+    # the order of the keys' text: np.lexsort (stable, last key primary) as sorted() of str tuples
+    texts = [np.array([str(x) for x in part.tolist()], dtype=str) for part in parts]
+    ordered = np.lexsort(texts[::-1]).tolist()
     remap = np.empty(len(ordered), dtype=np.int64)
     remap[ordered] = np.arange(len(ordered))
     return remap[codes], [tuple(keys_found[i]) for i in ordered]

@@ -202,16 +202,21 @@ def print_left_out(console: Console, what: str, left: int, problems: int, per_pr
 
 
 def print_leaderboard(rows: list[dict], console: Console | None = None,
-                      title: str = "Leaderboard", per_problem: int | None = None) -> dict[str, str]:
+                      title: str = "Leaderboard", per_problem: int | None = None,
+                      left_out: tuple[int, int] | None = None) -> dict[str, str]:
     """Print the leaderboard fitted to the console's width (the best `per_problem` settings of
     each problem when given, with a line saying how many are left out), the settings behind
     its short names, then one line per distinct error message; return the settings keys
-    (label -> ``#n``)."""
+    (label -> ``#n``). `left_out`: (settings, problems) left out when `rows` are already the
+    first `per_problem` of each problem (``leaderboard(trials, per_problem)``)."""
     console = console or wide_console()
     if not rows:
         console.print("no trials")
         return {}
-    rows, left, problems = best_per_problem(rows, per_problem)
+    if left_out is None:
+        rows, left, problems = best_per_problem(rows, per_problem)
+    else:
+        left, problems = left_out
     keys = setting_keys(rows)
     console.print(leaderboard_table(rows, title, width=console.width, keys=keys))
     print_left_out(console, "setting(s)", left, problems, per_problem)
@@ -313,6 +318,16 @@ def print_leaderboard_and_summary(trials, console: Console, title: str, per_prob
     from ..analysis import leaderboard, setting_labels
 
     trials = setting_labels(trials)  # once, for the leaderboard and the summary
-    keys = print_leaderboard(leaderboard(trials), console, title=f"{title}{conditions(trials)}",
-                             per_problem=per_problem)
+    keys = print_leaderboard(leaderboard(trials, per_problem), console, title=f"{title}{conditions(trials)}",
+                             per_problem=per_problem, left_out=settings_left_out(trials, per_problem))
     print_summary(trials, console, keys, per_problem)
+
+
+def settings_left_out(trials, per_problem: int | None) -> tuple[int, int]:
+    """(settings, problems) a leaderboard of the first `per_problem` settings of each problem
+    leaves out, from labelled trials (``analysis.setting_labels``)."""
+    if per_problem is None or not len(trials):
+        return 0, 0
+    n = trials.drop_duplicates(["problem_label", "label"])["problem_label"].value_counts()
+    over = n[n > per_problem]
+    return int((over - per_problem).sum()), len(over)
