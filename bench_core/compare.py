@@ -66,7 +66,9 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from .analysis import REACHED, first_metrics, primary_metric, setting_labels
+from .analysis import REACHED, primary_metric, setting_labels
+from .groups import Groups, as_floats
+from .paired import Paired, in_first_order, moments, pair, per_seed, seed_codes
 
 #: The row columns that make up a trial's key (bench_core.trial.Trial.key).
 KEY_FIELDS = ("problem", "problem_params", "optimizer", "hparams", "dtype", "device", "budget",
@@ -170,11 +172,13 @@ def paired_log_ratio(base, head, level: float = 0.95) -> tuple[float, tuple | No
     """(ratio, interval, p, test) for paired positive values: geometric-mean ratio head/base,
     Student-t interval on the mean log-ratio and the paired t-test (see the module docstring)."""
     d = np.log(np.asarray(head, float)) - np.log(np.asarray(base, float))
-    n = len(d)
-    mean = float(d.mean())
+    return log_ratio_test(float(d.mean()), float(d.std(ddof=1)) if len(d) >= 2 else 0.0, len(d), level)
+
+
+def log_ratio_test(mean: float, sd: float, n: int, level: float = 0.95) -> tuple[float, tuple | None, float | None, str]:
+    """``paired_log_ratio`` from the log-ratios' mean, standard deviation (ddof 1) and count."""
     if n < 2:
         return math.exp(mean), None, None, "single seed: untested"
-    sd = float(d.std(ddof=1))
     if sd <= 1e-12 * max(1.0, abs(mean)):
         p = 1.0 if abs(mean) <= 1e-12 else 0.0
         return math.exp(mean), (math.exp(mean), math.exp(mean)), p, "paired, identical ratios"
@@ -205,16 +209,22 @@ def paired_difference(base, head) -> tuple[float | None, tuple | None, float | N
     """For values that are not all positive: the ratio of medians (None when the base median
     is not positive) and the paired t-test on differences."""
     base, head = np.asarray(base, float), np.asarray(head, float)
-    mb, mh = float(np.median(base)), float(np.median(head))
-    ratio = mh / mb if mb > 0 else (1.0 if mb == mh else None)
     d = head - base
-    if len(d) < 2:
+    return difference_test(float(np.median(base)), float(np.median(head)), float(d.mean()) if len(d) else 0.0,
+                           float(d.std(ddof=1)) if len(d) >= 2 else 0.0, len(d))
+
+
+def difference_test(base_median: float, head_median: float, mean: float, sd: float,
+                    n: int) -> tuple[float | None, tuple | None, float | None, str]:
+    """``paired_difference`` from the medians, the differences' mean, standard deviation (ddof 1)
+    and count."""
+    mb, mh = base_median, head_median
+    ratio = mh / mb if mb > 0 else (1.0 if mb == mh else None)
+    if n < 2:
         return ratio, None, None, "single seed: untested"
-    sd = float(d.std(ddof=1))
     if sd == 0.0:
-        return ratio, None, (1.0 if d.mean() == 0 else 0.0), "paired, identical differences"
-    return ratio, None, _t_sf2(float(d.mean()) / (sd / math.sqrt(len(d))), len(d) - 1), \
-        "paired t-test on differences"
+        return ratio, None, (1.0 if mean == 0 else 0.0), "paired, identical differences"
+    return ratio, None, _t_sf2(mean / (sd / math.sqrt(n)), n - 1), "paired t-test on differences"
 
 
 def fisher_one_sided(k_base: int, n_base: int, k_head: int, n_head: int) -> float:
@@ -237,40 +247,47 @@ class Deviation:
     n: int
 
 
-def time_deviations(pairs: dict, alpha: float = 0.05, tests: int | None = None) -> tuple[float | None, dict]:
+def time_deviations(pairs, alpha: float = 0.05, tests: int | None = None) -> tuple[float | None, dict]:
     """The run effect of one time quantity and each key's deviation from it.
 
-    ``pairs``: {key: (base values, head values)}, positive and paired by seed. Returns
-    (run effect, {key: Deviation}): the run effect is the median over keys of each key's
-    geometric-mean ratio head/base (None with fewer than MIN_KEYS_FOR_RUN_EFFECT keys, and then
-    no deviations); a deviation's noise is the per-seed log-ratios' spread about their key's
-    mean, pooled over keys, over √(the key's seeds); its p-value is Bonferroni-adjusted over
-    ``tests`` (default: the keys here), so that ``alpha`` bounds the chance that an A/A pair
-    flags any of them. With no spare seeds (one seed per key) p_value and ci are None.
+    ``pairs``: {key: (base values, head values)}, positive and paired by seed (or a
+    ``paired.Paired`` of them). Returns (run effect, {key: Deviation}): the run effect is the
+    median over keys of each key's geometric-mean ratio head/base (None with fewer than
+    MIN_KEYS_FOR_RUN_EFFECT keys, and then no deviations); a deviation's noise is the per-seed
+    log-ratios' spread about their key's mean, pooled over keys, over √(the key's seeds); its
+    p-value is Bonferroni-adjusted over ``tests`` (default: the keys here), so that ``alpha``
+    bounds the chance that an A/A pair flags any of them. With no spare seeds (one seed per
+    key) p_value and ci are None. Every key is computed at once (numpy), with the numbers of
+    computing one key at a time.
     """
-    logs = {k: np.log(np.asarray(h, float)) - np.log(np.asarray(b, float)) for k, (b, h) in pairs.items()
-            if len(b)}
-    if len(logs) < MIN_KEYS_FOR_RUN_EFFECT:
+    pairs = pairs if isinstance(pairs, Paired) else Paired.from_dict(pairs)
+    if len(pairs) < MIN_KEYS_FOR_RUN_EFFECT:
         return None, {}
-    means = {k: float(d.mean()) for k, d in logs.items()}
-    run = float(np.median(list(means.values())))
-    dof = sum(len(d) for d in logs.values()) - len(logs)
-    pooled_var = sum(float(((d - d.mean()) ** 2).sum()) for d in logs.values()) / dof if dof > 0 else None
-    tests = max(tests or len(logs), 1)
+    m = moments(pairs.codes, len(pairs), np.log(pairs.head) - np.log(pairs.base))
+    run = float(np.median(m["mean"]))
+    dof = len(pairs.codes) - len(pairs)
+    pooled_var = sum(m["ss"].tolist()) / dof if dof > 0 else None
+    tests = max(tests or len(pairs), 1)
+    means, ns = m["mean"].tolist(), m["n"].tolist()
+    if pooled_var is not None:
+        se = np.sqrt(pooled_var / m["n"])
+        delta = m["mean"] - run
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p_all = np.minimum(1.0, tests * (2.0 * special.stdtr(dof, -np.abs(delta / se)))).tolist()
+        half = (_t_quantile(dof, 1.0 - alpha / tests) * se).tolist()
+        se = se.tolist()
     out = {}
-    for k, d in logs.items():
-        delta = means[k] - run
+    for i, k in enumerate(pairs.keys):
+        delta = means[i] - run
         p = ci = None
         if pooled_var is not None:
-            se = math.sqrt(pooled_var / len(d))
-            if se <= 1e-12:
+            if se[i] <= 1e-12:
                 p = 1.0 if abs(delta) <= 1e-12 else 0.0
                 ci = (math.exp(delta), math.exp(delta))
             else:
-                p = min(1.0, tests * _t_sf2(delta / se, dof))
-                half = _t_quantile(dof, 1.0 - alpha / tests) * se
-                ci = (math.exp(delta - half), math.exp(delta + half))
-        out[k] = Deviation(ratio=math.exp(means[k]), rel_ratio=math.exp(delta), ci=ci, p_value=p, n=len(d))
+                p = p_all[i]
+                ci = (math.exp(delta - half[i]), math.exp(delta + half[i]))
+        out[k] = Deviation(ratio=math.exp(means[i]), rel_ratio=math.exp(delta), ci=ci, p_value=p, n=ns[i])
     return math.exp(run), out
 
 
@@ -296,10 +313,7 @@ def verdict(ratio, p, alpha: float, threshold: float, lower_better: bool | None)
 def latest_code(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """`df` with, for each key, only the rows of the code whose trials ended last (a directory
     can hold one key's results of old and new code side by side); and how many rows were left out."""
-    codes: dict = {}
-    for key, code in zip(df["key_id"].tolist(), df["code_id"].tolist()) if "code_id" in df else ():
-        codes.setdefault(key, set()).add(code)
-    if all(len(c) <= 1 for c in codes.values()):
+    if "code_id" not in df or not len(df) or df.groupby("key_id", sort=False)["code_id"].nunique().max() <= 1:
         return df, 0
     end = pd.to_datetime(df["ended_at"], utc=True, errors="coerce").fillna(pd.Timestamp(0, tz="UTC"))
     last = df.assign(_end=end).groupby(["key_id", "code_id"])["_end"].max().reset_index()
@@ -310,36 +324,52 @@ def latest_code(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
 
 
 def _match_keys(df: pd.DataFrame, ignore) -> list[str]:
-    """The key each row is matched on: key_id, or the remaining key fields with `ignore`."""
+    """The key each row is matched on: key_id, or the remaining key fields with `ignore` (their
+    JSON, made once per distinct combination)."""
     ignore = set(ignore)
     if not ignore:
-        return [str(k) for k in df["key_id"]]
+        return [str(k) for k in df["key_id"].tolist()]
     fields = [f for f in KEY_FIELDS if f not in ignore]
-    return [json.dumps({f: r[f] for f in fields}, sort_keys=True, default=str)
-            for r in df[fields].to_dict("records")]
+    made: dict = {}
+    out = []
+    for values in zip(*[df[f].tolist() for f in fields]):
+        text = made.get(values)
+        if text is None:
+            text = made[values] = json.dumps(dict(zip(fields, values)), sort_keys=True, default=str)
+        out.append(text)
+    return out
 
 
 def _provenance(df: pd.DataFrame) -> list[dict]:
     """Distinct (commit, dirty, host, CPU, GPU, torch) with their trial counts, median load and CPUs."""
     cols = ["git_commit", "git_dirty", "host", "cpu_model", "gpu_model", "torch_version"]
-    text = zip(*[["" if pd.isna(v) else str(v) for v in df[c].tolist()] for c in cols])
-    loads, cpus = df["load_avg"].tolist(), df["cpu_count"].tolist()
-    groups: dict = {}
-    for i, vals in enumerate(text):
-        groups.setdefault(vals, []).append(i)
+    combined = np.zeros(len(df), dtype=np.int64)
+    codes, texts = [], []
+    for c in cols:
+        code, uniques = pd.factorize(df[c])  # missing values: -1, shown as ""
+        codes.append(code + 1)
+        texts.append([""] + [str(u) for u in uniques])
+        combined = combined * len(texts[-1]) + codes[-1]
+    if not len(df):
+        return []
+    _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
+    groups = Groups(inverse.reshape(-1), len(first))
+    loads, cpus = as_floats(df["load_avg"].tolist()), as_floats(df["cpu_count"].tolist())
+    found = [(tuple(text[code[i]] for code, text in zip(codes, texts)), rows)
+             for i, rows in zip(first.tolist(), groups.rows())]
     out = []
-    for vals in sorted(groups):
-        idx = groups[vals]
-        load, n_cpus = _median_load([loads[i] for i in idx], [cpus[i] for i in idx])
-        out.append({**dict(zip(cols, vals)), "trials": len(idx), "load_avg": load, "cpu_count": n_cpus})
+    for vals, rows in sorted(found, key=lambda item: item[0]):
+        load, n_cpus = _median_load(loads[rows], cpus[rows])
+        out.append({**dict(zip(cols, vals)), "trials": len(rows), "load_avg": load, "cpu_count": n_cpus})
     return out
 
 
 def _median_load(loads, cpus) -> tuple[float | None, int | None]:
     """(median load, median CPU count) of the recorded values; Nones when none is recorded."""
     def median(values):
-        vals = [float(v) for v in values if not pd.isna(v)]
-        return float(np.median(vals)) if vals else None
+        vals = as_floats(values)
+        vals = vals[~np.isnan(vals)]
+        return float(np.median(vals)) if len(vals) else None
     n_cpus = median(cpus)
     return median(loads), (int(n_cpus) if n_cpus is not None else None)
 
@@ -373,199 +403,298 @@ COLUMNS = tuple(dict.fromkeys(_GROUP_COLUMNS + ("code_id", "ended_at", "git_comm
 
 def _labels(base: pd.DataFrame, head: pd.DataFrame) -> dict:
     """key_id -> (problem label, setting label), unique per key over both sides (display only)."""
-    cols = ("key_id", "code_id") + KEY_FIELDS
-    firsts: dict = {}
-    for df in (base, head):
-        for r in zip(*[df[c].tolist() for c in cols]):
-            firsts.setdefault(r[0], r)
-    keys = pd.DataFrame(list(firsts.values()), columns=list(cols))
-    labelled = setting_labels(keys, by_code=False)
+    cols = ["key_id", "code_id", *KEY_FIELDS]
+    keys = pd.concat([base[cols], head[cols]], ignore_index=True).drop_duplicates("key_id")
+    labelled = setting_labels(keys.reset_index(drop=True), by_code=False)
     return dict(zip(labelled["key_id"], zip(labelled["problem_label"], labelled["label"])))
 
 
-def _groups(df: pd.DataFrame, ignore, labels: dict) -> dict:
-    """{match key: {column: list of values}} (plain lists: fast per group), with the labels."""
-    cols = {c: df[c].tolist() for c in _GROUP_COLUMNS}
-    cols["problem_label"] = [labels[k][0] for k in cols["key_id"]]
-    cols["label"] = [labels[k][1] for k in cols["key_id"]]
-    index: dict = {}
-    for i, key in enumerate(_match_keys(df, ignore)):
-        index.setdefault(key, []).append(i)
-    # rows put in group order once, so each group's lists are slices
-    order = [i for idx in index.values() for i in idx]
-    cols = {c: [v[i] for i in order] for c, v in cols.items()}
-    out, start = {}, 0
-    for key, idx in index.items():
-        end = start + len(idx)
-        out[key] = {c: v[start:end] for c, v in cols.items()}
-        start = end
+@dataclass
+class _Side:
+    """One side's rows, coded for judging every shared key at once."""
+
+    df: pd.DataFrame
+    key: np.ndarray  # per row: the position of its key among the shared keys, -1 when not shared
+    seed: np.ndarray  # per row: seed code (ordered as the seeds)
+    n_keys: int
+    n_seeds: int
+    groups: Groups = None  # rows by key; group n_keys holds the rows of keys not shared
+    timeout_ids: np.ndarray = None  # (key, seed) ids with a trial ended by timeout
+    off_cpu: np.ndarray = None  # per key: a row not on the CPU
+    metrics: list = None
+    directions: list = None  # per row: its recorded directions, parsed (None when none)
+    unshared: int = 0  # keys of this side that the other lacks
+
+    def __post_init__(self):
+        self.groups = Groups(np.where(self.key < 0, self.n_keys, self.key), self.n_keys + 1)
+        status = self.df["status"].to_numpy(dtype=object)
+        timed = (status == TIMEOUT) & (self.key >= 0)
+        self.timeout_ids = np.unique(self.key[timed] * self.n_seeds + self.seed[timed])
+        self.off_cpu = self.groups.count(self.df["device"].astype(str).to_numpy() != "cpu")[:-1] > 0
+        self.metrics = self.df["metrics"].tolist()
+        codes, uniques = pd.factorize(self.df["directions"])
+        parsed = [json.loads(d) if isinstance(d, str) and d else None for d in uniques] + [None]
+        self.directions = [parsed[c] for c in codes.tolist()]
+
+    @property
+    def reached(self) -> np.ndarray:
+        """Per row: whether the trial reached its target."""
+        return self.df["status"].to_numpy(dtype=object) == REACHED
+
+    def values(self, quantity: str) -> tuple[np.ndarray, np.ndarray]:
+        """(value per row, NaN where it has none; the rows that count): times and steps to
+        target count only where the target was reached."""
+        if quantity == "time_per_step_s":
+            steps, t = as_floats(self.df["steps"].tolist()), as_floats(self.df["train_time_s"].tolist())
+            with np.errstate(divide="ignore", invalid="ignore"):
+                v = np.where(steps > 0, t / np.where(steps > 0, steps, 1.0), np.nan)
+        elif quantity in ("time_to_target_s", "steps_to_target"):
+            v = as_floats(self.df[quantity].tolist())
+        else:
+            v = as_floats([m.get(quantity) if isinstance(m, dict) else None for m in self.metrics])
+        keep = np.isfinite(v)
+        if quantity in ("time_to_target_s", "steps_to_target"):
+            keep &= self.reached
+        return v, keep
+
+    def per_seed(self, quantity: str):
+        """``paired.per_seed`` of `quantity` over the rows of shared keys."""
+        v, keep = self.values(quantity)
+        return per_seed(self.key, self.seed, v, keep, self.n_seeds)
+
+    def first_row(self, mask=None) -> np.ndarray:
+        """Per shared key, its first row (where `mask` holds), -1 when none."""
+        return self.groups.first_index(mask)[:-1]
+
+
+def _sides(base: pd.DataFrame, head: pd.DataFrame, ignore, labels: dict) -> tuple[_Side, _Side, list, list]:
+    """(base side, head side, match key of each shared key, (problem label, setting label) of
+    each), the shared keys ordered by their labels, then match key."""
+    kb, kh = _match_keys(base, ignore), _match_keys(head, ignore)
+    codes, uniques = pd.factorize(np.asarray(kb + kh, dtype=object))
+    cb, ch = codes[:len(kb)], codes[len(kb):]
+    first = Groups(cb, len(uniques)).first_index()
+    both = np.zeros(len(uniques), dtype=bool)
+    both[np.unique(cb)] = True
+    both[np.setdiff1d(np.arange(len(uniques)), ch)] = False
+    key_ids = base["key_id"].tolist()
+    found = [(labels[key_ids[first[c]]], uniques[c], c) for c in np.flatnonzero(both).tolist()]
+    found.sort(key=lambda x: (x[0][0], x[0][1], x[1]))
+    position = np.full(len(uniques), -1, dtype=np.int64)
+    position[[c for _, _, c in found]] = np.arange(len(found))
+    (sb, sh), n_seeds = seed_codes(base["seed"].to_numpy(), head["seed"].to_numpy())
+    sides = [_Side(df, position[c], s, len(found), n_seeds, unshared=len(np.unique(c)) - len(found))
+             for df, c, s in ((base, cb, sb), (head, ch, sh))]
+    return sides[0], sides[1], [k for _, k, _ in found], [lab for lab, _, _ in found]
+
+
+def _direction(b: _Side, h: _Side, metric: str) -> list:
+    """Per shared key: the recorded direction of `metric` ("min"/"max") of its first row (base
+    rows first) that recorded one, None when none did."""
+    if metric in LOWER_IS_BETTER:
+        return ["min"] * b.n_keys
+    found = []
+    for side in (b, h):
+        values = [d.get(metric) if d else None for d in side.directions]
+        first = side.first_row(np.array([bool(v) for v in values], dtype=bool)).tolist()
+        found.append([values[i] if i >= 0 else None for i in first])
+    return [x if x is not None else y for x, y in zip(*found)]
+
+
+def _ordered_quantities(b: _Side, h: _Side, targets: list, first: list) -> list[list[str]]:
+    """Per shared key, the quantities after success and times: steps to target, the primary
+    metric (from its first base row's targets and the first metrics reported, base rows first),
+    then the other metrics its rows report, sorted."""
+    names = [set() for _ in range(b.n_keys)]
+    firsts = []
+    for side in (b, h):
+        for key, m in zip(side.key.tolist(), side.metrics):
+            if key >= 0 and isinstance(m, dict):
+                names[key].update(m)
+        firsts.append(side.first_row(np.array([isinstance(m, dict) and bool(m) for m in side.metrics],
+                                              dtype=bool)).tolist())
+    out, made = [], {}
+    for key in range(b.n_keys):
+        fb, fh = firsts[0][key], firsts[1][key]
+        metrics = b.metrics[fb] if fb >= 0 else h.metrics[fh] if fh >= 0 else {}
+        found = (targets[first[key]], tuple(metrics), tuple(sorted(names[key])))
+        if found not in made:  # primary_metric reads the targets' JSON: once per distinct case
+            primary = primary_metric(found[0], metrics)
+            made[found] = ["steps_to_target"] + ([primary] if primary else []) + sorted(names[key] - {primary})
+        out.append(made[found])
     return out
 
 
-def _median(values: list) -> float:
-    """np.median of a few finite floats, without numpy's per-call overhead: the middle value, or
-    the mean (a + b) / 2 of the two middle ones, as np.median computes it."""
-    return float(statistics.median(values))
+def _on_cpu(b: _Side, h: _Side) -> np.ndarray:
+    return ~(b.off_cpu | h.off_cpu)
 
 
-def _value(g: dict, i: int, quantity: str):
-    if quantity == "time_per_step_s":
-        steps, t = g["steps"][i], g["train_time_s"][i]
-        try:
-            return float(t) / float(steps) if float(steps) > 0 else None
-        except (TypeError, ValueError):
-            return None
-    if quantity in ("time_to_target_s", "steps_to_target"):
-        return g[quantity][i]
-    m = g["metrics"][i]
-    return m.get(quantity) if isinstance(m, dict) else None
-
-
-def _values(g: dict, quantity: str) -> dict:
-    """seed -> value (median when a seed appears more than once, as with --ignore)."""
-    only_reached = quantity in ("time_to_target_s", "steps_to_target")
-    vals: dict = {}
-    for i, seed in enumerate(g["seed"]):
-        if only_reached and g["status"][i] != REACHED:
-            continue
-        try:
-            v = float(_value(g, i, quantity))
-        except (TypeError, ValueError):
-            continue
-        if math.isfinite(v):
-            vals.setdefault(int(seed), []).append(v)
-    return {s: v[0] if len(v) == 1 else float(statistics.median(v)) for s, v in vals.items()}
-
-
-def _timed_out(g: dict) -> set:
-    return {int(s) for s, st in zip(g["seed"], g["status"]) if st == TIMEOUT}
-
-
-def _deterministic(gb: dict, gh: dict, seeds) -> bool:
-    """Whether the seeds' values are reproducible: CPU on both sides, no paired seed timed out."""
-    on_cpu = all(str(d) == "cpu" for d in gb["device"] + gh["device"])
-    return on_cpu and not (set(seeds) & (_timed_out(gb) | _timed_out(gh)))
-
-
-def _direction(gb: dict, gh: dict, metric: str) -> str | None:
-    """The recorded direction of `metric` ("min"/"max"), None when no row recorded one."""
-    if metric in LOWER_IS_BETTER:
-        return "min"
-    for d in gb["directions"] + gh["directions"]:
-        if isinstance(d, str) and d:
-            found = json.loads(d).get(metric)
-            if found:
-                return found
-    return None
+def _timed_out(b: _Side, h: _Side, ids: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Per shared key: whether one of its (key, seed) `ids` ended by timeout on a side."""
+    hit = np.isin(ids, np.union1d(b.timeout_ids, h.timeout_ids))
+    return np.bincount(keys[hit], minlength=b.n_keys) > 0
 
 
 # --------------------------------------------------------------------------- per quantity
-def _compare_quantity(gb, gh, quantity, alpha, threshold, info) -> Change | None:
-    """Steps to target or a final metric of one key: deterministic or statistical (see the
-    module docstring). A metric whose direction no row recorded is not one the problem reports
-    but a metric plugin's measurement (peak memory, ...): shown with its test, not judged."""
-    vb, vh = _values(gb, quantity), _values(gh, quantity)
-    if not vb or not vh:
-        return None
-    seeds = sorted(set(vb) & set(vh))
-    direction = _direction(gb, gh, quantity)
-    exact = differ = False
-    if seeds:
-        b, h = [vb[s] for s in seeds], [vh[s] for s in seeds]
-        exact = direction is not None and _deterministic(gb, gh, seeds)
-        differ = sum(x != y for x, y in zip(b, h))
-        if exact and not differ:
-            ratio = 1.0 if min(b) > 0 else None
-            ci, p, test = ((1.0, 1.0) if ratio else None), 1.0, f"deterministic: equal on {len(seeds)} seed(s)"
+def _quantity_changes(b: _Side, h: _Side, quantity: str, alpha: float, threshold: float, infos: list) -> dict:
+    """{key position: Change} of steps to target or a final metric, every shared key at once:
+    deterministic or statistical (see the module docstring). A metric whose direction no row
+    recorded is not one the problem reports but a metric plugin's measurement (peak memory,
+    ...): shown with its test, not judged."""
+    vb, vh = b.per_seed(quantity), h.per_seed(quantity)
+    k = b.n_keys
+    pk, ps, pb, ph = pair(vb, vh)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = moments(pk, k, np.log(ph) - np.log(pb))
+    mb, mh, md = moments(pk, k, pb), moments(pk, k, ph), moments(pk, k, ph - pb)
+    differs = np.bincount(pk, weights=pb != ph, minlength=k).astype(np.int64).tolist()
+    exact_keys = (_on_cpu(b, h) & ~_timed_out(b, h, pk * b.n_seeds + ps, pk)).tolist()
+    has = (np.bincount(vb.key, minlength=k) > 0) & (np.bincount(vh.key, minlength=k) > 0)
+    directions = _direction(b, h, quantity)
+    n_all = mb["n"].tolist()
+    lists = {f"{name}_{x}": m[x].tolist() for name, m in (("b", mb), ("h", mh), ("l", logs), ("d", md))
+             for x in ("mean", "ss", "min", "median")}
+    out = {}
+    for key in np.flatnonzero(has).tolist():
+        direction, n = directions[key], n_all[key]
+        exact = differ = False
+        if n:
+            exact, differ = direction is not None and exact_keys[key], differs[key]
+            min_b = lists["b_min"][key]
+            if exact and not differ:
+                ratio = 1.0 if min_b > 0 else None
+                ci, p, test = ((1.0, 1.0) if ratio else None), 1.0, f"deterministic: equal on {n} seed(s)"
+            elif min(min_b, lists["h_min"][key]) > 0:
+                ratio, ci, p, test = log_ratio_test(lists["l_mean"][key], _sd(lists["l_ss"][key], n), n)
+            else:
+                ratio, ci, p, test = difference_test(lists["b_median"][key], lists["h_median"][key],
+                                                     lists["d_mean"][key], _sd(lists["d_ss"][key], n), n)
+            med_b, med_h = lists["b_median"][key], lists["h_median"][key]
         else:
-            ratio, ci, p, test = paired_log_ratio(b, h) if min(b + h) > 0 else paired_difference(b, h)
-        n = len(seeds)
-    else:
-        b, h = list(vb.values()), list(vh.values())
-        if min(b + h) <= 0:
-            return None
-        ratio, ci, p, test = welch_log_ratio(b, h)
-        n = min(len(b), len(h))
-    if direction is None:
-        kind, significant, v = "measured", p is not None and p < alpha, "untested"
-        test = f"no recorded direction (a metric plugin's measurement): not judged; {test}"
-    else:
-        kind = "deterministic" if exact else "statistical"
-        significant, v = verdict(ratio, p, alpha, threshold, direction == "min")
-        if exact and differ:
-            test = f"deterministic: differs on {differ}/{n} seed(s); {test}"
-            v = "changed" if v in ("unchanged", "untested") else v
-    return Change(quantity=quantity, n=n, paired=bool(seeds), base=_median(b), head=_median(h),
-                  ratio=ratio, ci=ci, p_value=p, test=test, significant=significant, verdict=v, kind=kind, **info)
+            bl, hl = in_first_order(vb, key), in_first_order(vh, key)
+            if min(bl + hl) <= 0:
+                continue
+            ratio, ci, p, test = welch_log_ratio(bl, hl)
+            n, med_b, med_h = min(len(bl), len(hl)), _median(bl), _median(hl)
+        if direction is None:
+            kind, significant, v = "measured", p is not None and p < alpha, "untested"
+            test = f"no recorded direction (a metric plugin's measurement): not judged; {test}"
+        else:
+            kind = "deterministic" if exact else "statistical"
+            significant, v = verdict(ratio, p, alpha, threshold, direction == "min")
+            if exact and differ:
+                test = f"deterministic: differs on {differ}/{n} seed(s); {test}"
+                v = "changed" if v in ("unchanged", "untested") else v
+        out[key] = Change(quantity=quantity, n=n, paired=bool(n_all[key]), base=med_b, head=med_h, ratio=ratio,
+                          ci=ci, p_value=p, test=test, significant=significant, verdict=v, kind=kind, **infos[key])
+    return out
 
 
-def _compare_success(gb, gh, alpha, info) -> Change:
-    """The share of seeds that reached the target; deterministic on the CPU (see module docstring)."""
-    def per_seed(g):
-        runs: dict = {}
-        for seed, status in zip(g["seed"], g["status"]):
-            runs.setdefault(int(seed), []).append(status == REACHED)
-        return {seed: sum(hits) / len(hits) >= 0.5 for seed, hits in runs.items()}
-    sb, sh = per_seed(gb), per_seed(gh)
-    kb, kh = sum(sb.values()), sum(sh.values())
-    rb, rh = kb / len(sb), kh / len(sh)
+def _sd(ss: float, n: int) -> float:
+    """np.std(ddof=1) from the sum of squared deviations (0 below two values)."""
+    return math.sqrt(ss / (n - 1)) if n >= 2 else 0.0
+
+
+def _median(values: list) -> float:
+    """The median of a few finite floats: the middle value, or the mean of the two middle ones."""
+    return float(statistics.median(values))
+
+
+def _success_changes(b: _Side, h: _Side, alpha: float, infos: list) -> list:
+    """The share of seeds that reached the target, per shared key; deterministic on the CPU (see
+    the module docstring). A seed run more than once succeeded when half its runs did."""
+    k, ns = b.n_keys, b.n_seeds
+    sides = []
+    for side in (b, h):
+        rows = side.key >= 0
+        ids, inverse = np.unique(side.key[rows] * ns + side.seed[rows], return_inverse=True)
+        hit = np.bincount(inverse, weights=side.reached[rows]) / np.bincount(inverse) >= 0.5
+        sides.append((ids, hit, np.bincount(ids // ns, weights=hit, minlength=k).astype(np.int64).tolist(),
+                      np.bincount(ids // ns, minlength=k).tolist()))
+    (ids_b, hit_b, kb, nb), (ids_h, hit_h, kh, nh) = sides
+    shared, ib, ih = np.intersect1d(ids_b, ids_h, assume_unique=True, return_indices=True)
+    n_shared = np.bincount(shared // ns, minlength=k).tolist()
+    differs = np.bincount(shared // ns, weights=hit_b[ib] != hit_h[ih], minlength=k).astype(np.int64).tolist()
+    exact = (_on_cpu(b, h) & ~_timed_out(b, h, shared, shared // ns)).tolist()
+    return [_success_change(kb[i], nb[i], kh[i], nh[i], n_shared[i], bool(n_shared[i]) and exact[i], differs[i],
+                            alpha, infos[i]) for i in range(k)]
+
+
+def _success_change(kb: int, nb: int, kh: int, nh: int, shared: int, exact: bool, differ: int, alpha: float,
+                    info: dict) -> Change:
+    """One key's success rate: `kb` of `nb` seeds reached the target in base, `kh` of `nh` in
+    head; `shared` seeds in common, on which the outcome differs `differ` times."""
+    rb, rh = kb / nb, kh / nh
     ratio = rh / rb if rb > 0 else (1.0 if rh == 0 else math.inf)
-    seeds = sorted(set(sb) & set(sh))
-    exact = bool(seeds) and _deterministic(gb, gh, seeds)
-    differ = sum(sb[s] != sh[s] for s in seeds)
     if exact and not differ and rb == rh:
-        return Change(quantity="success_rate", n=len(seeds), paired=True, base=rb, head=rh, ratio=ratio,
-                      ci=None, p_value=1.0, test=f"deterministic: same outcome on {len(seeds)} seed(s)",
+        return Change(quantity="success_rate", n=shared, paired=True, base=rb, head=rh, ratio=ratio,
+                      ci=None, p_value=1.0, test=f"deterministic: same outcome on {shared} seed(s)",
                       significant=False, verdict="unchanged", kind="success", **info)
     if rh >= rb:
-        p = 1.0 if rh == rb else fisher_one_sided(kh, len(sh), kb, len(sb))
+        p = 1.0 if rh == rb else fisher_one_sided(kh, nh, kb, nb)
         significant = p < alpha
         v = "improvement" if significant else "unchanged"
         test = "Fisher exact, one-sided"
-    elif kh == 0 and kb == len(sb) and len(sb) >= 2:
+    elif kh == 0 and kb == nb and nb >= 2:
         p, significant, v, test = 0.0, True, "regression", "target lost on every seed"
     else:
-        p = fisher_one_sided(kb, len(sb), kh, len(sh))
+        p = fisher_one_sided(kb, nb, kh, nh)
         significant = p < alpha
         v = "regression" if significant else "unchanged"
         test = "Fisher exact, one-sided"
     if exact and differ:
-        test = f"deterministic: outcome differs on {differ}/{len(seeds)} seed(s); {test}"
+        test = f"deterministic: outcome differs on {differ}/{shared} seed(s); {test}"
         if v == "unchanged":
             v = "changed"
-    return Change(quantity="success_rate", n=min(len(sb), len(sh)), paired=False, base=rb, head=rh,
+    return Change(quantity="success_rate", n=min(nb, nh), paired=False, base=rb, head=rh,
                   ratio=ratio, ci=None, p_value=p, test=test, significant=significant,
                   verdict=v, kind="success", **info)
 
 
-def _time_change(gb, gh, quantity, info) -> tuple[Change | None, tuple | None]:
-    """A time quantity's Change, judged later, and its (base, head) paired values (None unpaired)."""
-    vb, vh = _values(gb, quantity), _values(gh, quantity)
-    if not vb or not vh:
-        return None, None
-    seeds = sorted(set(vb) & set(vh))
-    if seeds:
-        b, h = [vb[s] for s in seeds], [vh[s] for s in seeds]
-        n, paired = len(seeds), True
-    else:
-        b, h = list(vb.values()), list(vh.values())
-        n, paired = min(len(b), len(h)), False
-    if min(b + h) <= 0:
-        return None, None
-    ratio = math.exp(float(np.mean(np.log(h))) - float(np.mean(np.log(b))))
-    change = Change(quantity=quantity, n=n, paired=paired, base=_median(b), head=_median(h),
-                    ratio=ratio, ci=None, p_value=None, test="", significant=False, verdict="untested",
-                    kind="time", **info)
-    return change, ((b, h) if paired else None)
+def _time_changes(b: _Side, h: _Side, quantity: str, infos: list) -> tuple[dict, Paired]:
+    """({key position: Change}, paired values) of a time quantity, judged later: the ratio of
+    geometric means over paired seeds (over all seeds when none is paired)."""
+    vb, vh = b.per_seed(quantity), h.per_seed(quantity)
+    k = b.n_keys
+    pk, _, pb, ph = pair(vb, vh)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lb, lh = moments(pk, k, np.log(pb)), moments(pk, k, np.log(ph))
+    mb, mh = moments(pk, k, pb), moments(pk, k, ph)
+    has = (np.bincount(vb.key, minlength=k) > 0) & (np.bincount(vh.key, minlength=k) > 0)
+    n_all, positive = mb["n"].tolist(), (np.fmin(mb["min"], mh["min"]) > 0).tolist()
+    lb_mean, lh_mean = lb["mean"].tolist(), lh["mean"].tolist()
+    med_b, med_h = mb["median"].tolist(), mh["median"].tolist()
+    out, paired_keys = {}, []
+    for key in np.flatnonzero(has).tolist():
+        n = n_all[key]
+        if n:
+            if not positive[key]:
+                continue
+            ratio, base, head = math.exp(lh_mean[key] - lb_mean[key]), med_b[key], med_h[key]
+            paired_keys.append(key)
+        else:
+            bl, hl = in_first_order(vb, key), in_first_order(vh, key)
+            if min(bl + hl) <= 0:
+                continue
+            ratio = math.exp(float(np.mean(np.log(hl))) - float(np.mean(np.log(bl))))
+            n, base, head = min(len(bl), len(hl)), _median(bl), _median(hl)
+        out[key] = Change(quantity=quantity, n=n, paired=bool(n_all[key]), base=base, head=head,
+                          ratio=ratio, ci=None, p_value=None, test="", significant=False, verdict="untested",
+                          kind="time", **infos[key])
+    code = np.full(k, -1, dtype=np.int64)
+    code[paired_keys] = np.arange(len(paired_keys))
+    rows = code[pk] >= 0
+    return out, Paired(paired_keys, code[pk][rows], pb[rows], ph[rows])
 
 
 def time_verdicts(pairs: dict, alpha: float = 0.05, threshold: float = 0.1) -> tuple[dict, dict, int]:
     """The decisions compare makes on time quantities, from paired values alone.
 
-    ``pairs``: {quantity: {key: (base values, head values)}}. Returns ({quantity: run effect or
-    None}, {quantity: {key: (Deviation, verdict)}}, tests): every key's deviation from its
-    quantity's run effect with the verdict (regression, improvement, unchanged), the
-    Bonferroni correction running over all `tests` deviations of all quantities."""
+    ``pairs``: {quantity: {key: (base values, head values)}} (or {quantity: ``paired.Paired``}).
+    Returns ({quantity: run effect or None}, {quantity: {key: (Deviation, verdict)}}, tests):
+    every key's deviation from its quantity's run effect with the verdict (regression,
+    improvement, unchanged), the Bonferroni correction running over all `tests` deviations of
+    all quantities."""
     tests = sum(len(p) for p in pairs.values() if len(p) >= MIN_KEYS_FOR_RUN_EFFECT)
     runs, judged = {}, {}
     for q, p in pairs.items():
@@ -577,30 +706,35 @@ def time_verdicts(pairs: dict, alpha: float = 0.05, threshold: float = 0.1) -> t
 def judge_times(changes: dict, pairs: dict, alpha: float, threshold: float,
                 run_tolerance: float | None, withheld: str | None) -> list[Change]:
     """Judge the time Changes against their run effect (see the module docstring); return one
-    run-effect Change per time quantity. ``changes``/``pairs``: {quantity: {key: ...}};
-    ``withheld``: why time verdicts are withheld (a loaded machine), or None."""
+    run-effect Change per time quantity. ``changes``: {quantity: {key: Change}}; ``pairs``:
+    {quantity: ``paired.Paired``}; ``withheld``: why time verdicts are withheld (a loaded
+    machine), or None."""
     runs, judged, tests = time_verdicts(pairs, alpha, threshold)
     run_effects = []
     for q in TIME_QUANTITIES:
         run = runs[q]
+        paired_keys = set(pairs[q].keys)
+        judged_test = f"against the run effect ×{run:.3g}: pooled seed spread, Bonferroni over {tests} time tests" \
+            if run is not None else ""
         for key, change in changes[q].items():
             dev, v = judged[q].get(key, (None, None))
             if withheld:
                 change.test = "not judged: a side ran with more load than CPUs (see the note)"
             elif dev is None:
-                change.test = ("unpaired seeds: untested" if key not in pairs[q] else
+                change.test = ("unpaired seeds: untested" if key not in paired_keys else
                                f"fewer than {MIN_KEYS_FOR_RUN_EFFECT} keys: machine speed and code "
                                "cannot be told apart (see --run-tolerance)")
             else:
                 change.rel_ratio, change.ci, change.p_value, change.verdict = dev.rel_ratio, dev.ci, dev.p_value, v
                 change.significant = dev.p_value is not None and dev.p_value < alpha
-                change.test = (f"against the run effect ×{run:.3g}: pooled seed spread, "
-                               f"Bonferroni over {tests} time tests")
+                change.test = judged_test
         if not pairs[q]:
             continue
         keys = len(pairs[q])
         if run is None:  # fewer keys than a median needs: the common factor is their geometric mean
-            run = math.exp(float(np.mean([np.mean(np.log(h)) - np.mean(np.log(b)) for b, h in pairs[q].values()])))
+            p = pairs[q]
+            mb, mh = moments(p.codes, keys, np.log(p.base)), moments(p.codes, keys, np.log(p.head))
+            run = math.exp(float(np.mean((mh["mean"] - mb["mean"]).tolist())))
         effect = Change(problem="(all keys)", optimizer=f"run effect over {keys} key(s)", quantity=q, n=keys,
                         paired=True, base=None, head=None, ratio=run, ci=None, p_value=None,
                         test="machine-speed factor: not judged (give --run-tolerance)", significant=False,
@@ -622,6 +756,8 @@ def compare(base: pd.DataFrame, head: pd.DataFrame, threshold: float = 0.1, alph
             ignore=(), quantities=None, run_tolerance: float | None = None,
             judge_loaded: bool = False) -> Comparison:
     """Compare two trials DataFrames (from ``read_trials``) key by key; see the module docstring.
+    Each quantity is computed for every key at once (numpy), with the numbers of computing one
+    key at a time.
 
     ``quantities``: compare only these (success_rate, time_to_target_s, time_per_step_s,
     steps_to_target or metric names); None compares everything. ``run_tolerance``: how far the
@@ -634,9 +770,7 @@ def compare(base: pd.DataFrame, head: pd.DataFrame, threshold: float = 0.1, alph
     wanted = set(quantities) if quantities else None
     base, stale_b = latest_code(base)
     head, stale_h = latest_code(head)
-    labels = _labels(base, head)
-    gbs, ghs = _groups(base, ignore, labels), _groups(head, ignore, labels)
-    shared = sorted(set(gbs) & set(ghs), key=lambda k: (gbs[k]["problem_label"][0], gbs[k]["label"][0], k))
+    b, h, shared, labels = _sides(base, head, ignore, _labels(base, head))
     notes = []
     if stale_b or stale_h:
         notes.append(f"rows of older code left out (the newest code per key is compared): "
@@ -647,36 +781,27 @@ def compare(base: pd.DataFrame, head: pd.DataFrame, threshold: float = 0.1, alph
     if loaded and not judge_loaded:
         withheld = "; ".join(loaded) + " (timings include other work; --judge-loaded judges them anyway)"
         notes.append("time quantities not judged: " + withheld)
-    changes = []
-    time_changes = {q: {} for q in TIME_QUANTITIES}
-    time_pairs = {q: {} for q in TIME_QUANTITIES}
     key_fields = ([] if ignore else ["key_id"]) + [f for f in KEY_FIELDS if f not in set(ignore)]
-    for key in shared:
-        gb, gh = gbs[key], ghs[key]
-        info = {"problem": gb["problem_label"][0], "optimizer": gb["label"][0],
-                "key": {f: gb[f][0] for f in key_fields}}
-        if wanted is None or "success_rate" in wanted:
-            changes.append(_compare_success(gb, gh, alpha, info))
-        for q in TIME_QUANTITIES:
-            if wanted is not None and q not in wanted:
-                continue
-            change, paired = _time_change(gb, gh, q, info)
-            if change is not None:
-                changes.append(change)
-                time_changes[q][key] = change
-                if paired is not None:
-                    time_pairs[q][key] = paired
-        names = {n for m in gb["metrics"] + gh["metrics"] if isinstance(m, dict) for n in m}
-        primary = primary_metric(gb["targets"][0], first_metrics(gb["metrics"] + gh["metrics"]))
-        ordered = ["steps_to_target"] + ([primary] if primary else []) + sorted(names - {primary})
-        for quantity in ordered:
-            if wanted is not None and quantity not in wanted:
-                continue
-            change = _compare_quantity(gb, gh, quantity, alpha, threshold, info)
-            if change is not None:
-                changes.append(change)
-    run_effects = judge_times(time_changes, time_pairs, alpha, threshold, run_tolerance, withheld)
-    return Comparison(changes=changes, keys_shared=len(shared), keys_only_base=len(set(gbs) - set(ghs)),
-                      keys_only_head=len(set(ghs) - set(gbs)), threshold=threshold, alpha=alpha,
-                      base_provenance=_provenance(base), head_provenance=_provenance(head),
-                      run_effects=run_effects, notes=notes, run_tolerance=run_tolerance)
+    first = b.first_row().tolist()
+    columns = {f: base[f].tolist() for f in key_fields}
+    infos = [{"problem": lab[0], "optimizer": lab[1], "key": {f: columns[f][i] for f in key_fields}}
+             for lab, i in zip(labels, first)]
+    by_quantity = {}
+    if wanted is None or "success_rate" in wanted:
+        by_quantity["success_rate"] = dict(enumerate(_success_changes(b, h, alpha, infos)))
+    time_pairs = {}
+    for q in TIME_QUANTITIES:
+        by_quantity[q], time_pairs[q] = ({}, Paired([], [], [], [])) if wanted is not None and q not in wanted \
+            else _time_changes(b, h, q, infos)
+    ordered = _ordered_quantities(b, h, base["targets"].tolist(), first)
+    for q in {q for names in ordered for q in names}:
+        if wanted is None or q in wanted:
+            by_quantity[q] = _quantity_changes(b, h, q, alpha, threshold, infos)
+    changes = [by_quantity[q][key] for key, names in enumerate(ordered)
+               for q in ("success_rate", *TIME_QUANTITIES, *names) if key in by_quantity.get(q, ())]
+    run_effects = judge_times({q: by_quantity[q] for q in TIME_QUANTITIES}, time_pairs, alpha, threshold,
+                              run_tolerance, withheld)
+    return Comparison(changes=changes, keys_shared=len(shared), keys_only_base=b.unshared, keys_only_head=h.unshared,
+                      threshold=threshold, alpha=alpha, base_provenance=_provenance(base),
+                      head_provenance=_provenance(head), run_effects=run_effects, notes=notes,
+                      run_tolerance=run_tolerance)
