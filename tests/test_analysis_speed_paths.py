@@ -80,6 +80,19 @@ def test_leaderboard_statistics_are_one_group_at_a_time_bitwise():
         assert r["higher_is_better"] == (r["metric"] == "val_acc")
 
 
+def test_a_bounded_leaderboard_is_the_full_one_cut_per_problem():
+    from bench_core.cli.tables import best_per_problem, settings_left_out
+
+    for seed in (1, 2, 3):
+        trials = analysis.setting_labels(random_trials(seed))
+        full = analysis.leaderboard(trials)
+        for n in (1, 2, 4, 100):
+            shown, left, problems = best_per_problem(full, n)
+            assert analysis.leaderboard(trials, per_problem=n) == shown, (seed, n)
+            assert settings_left_out(trials, n) == (left, problems), (seed, n)
+    assert settings_left_out(trials, 2) == (12, 3)  # 6 settings on each of 3 problems
+
+
 def test_settings_summary_picks_the_best_setting_by_selection_setting_rank():
     trials = random_trials(2)
     summary = analysis.settings_summary(trials)
