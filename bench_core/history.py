@@ -35,6 +35,7 @@ code differ). For users without asv; asv itself is configured in asv.conf.json (
 """
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -47,8 +48,10 @@ import numpy as np
 import pandas as pd
 
 from .analysis import primary_metric, setting_labels
-from .compare import _median_load, oversubscribed_values, time_verdicts
+from .compare import oversubscribed_values, time_verdicts
 from .errors import BenchInputError
+from .groups import Groups, as_floats
+from .paired import per_seed, seed_codes
 from .store import write_atomically
 
 COLUMN_METRICS = ("time_to_target_s", "steps_to_target", "train_time_s", "steps",
@@ -158,35 +161,54 @@ def read_runs(*dirs: str | Path, columns=None) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else read_trials(columns=columns).assign(source=[])
 
 
-def _values(rows: dict, metric: str) -> dict:
-    """seed -> value of `metric` for one point's rows (lists per column); the median when a
-    seed appears twice (one directory holding one key and seed twice cannot happen by bench run)."""
-    found: dict = {}
-    for i, seed in enumerate(rows["seed"]):
-        if metric in COLUMN_METRICS:
-            v = rows[metric][i]
-        else:
-            metrics = rows["metrics"][i] or {}
-            name = primary_metric(rows["targets"][i], metrics) if metric == FINAL else metric
-            v = metrics.get(name)
-        try:
-            v = float(v)
-        except (TypeError, ValueError):
-            continue
-        if math.isfinite(v):
-            found.setdefault(int(seed), []).append(v)
-    return {s: v[0] if len(v) == 1 else float(np.median(v)) for s, v in found.items()}
+def _row_values(df: pd.DataFrame, metric: str) -> np.ndarray:
+    """The value of `metric` of each row (NaN where it has none): a trial column, a metric of
+    the row's ``metrics``, or for ``final`` its primary metric (found once per distinct targets
+    and metric names)."""
+    if metric in COLUMN_METRICS:
+        return as_floats(df[metric].tolist())
+    names: dict = {}
+    out = []
+    for targets, metrics in zip(df["targets"].tolist(), df["metrics"].tolist()):
+        metrics = metrics or {}
+        name = metric
+        if metric == FINAL:
+            case = (targets, tuple(metrics))
+            name = names[case] if case in names else names.setdefault(case, primary_metric(targets, metrics))
+        out.append(metrics.get(name))
+    return as_floats(out)
 
 
-def _direction(rows: dict, name: str, metric: str) -> str | None:
+def _by_seed(codes: np.ndarray, n_points: int, seeds: np.ndarray, values: np.ndarray) -> list[dict]:
+    """Per point: {seed: value} of its finite values, seeds in the order they first appear; the
+    median when a seed appears twice (one directory holding one key and seed twice cannot
+    happen by bench run)."""
+    (seed_code,), _ = seed_codes(seeds)
+    distinct = np.unique(np.asarray(seeds, dtype=np.int64))
+    found = per_seed(codes, seed_code, values, np.isfinite(values), len(distinct))
+    order = np.lexsort((found.first, found.key))
+    bounds = np.searchsorted(found.key[order], np.arange(n_points + 1)).tolist()
+    seed_list, value_list = distinct[found.seed[order]].tolist(), found.value[order].tolist()
+    return [dict(zip(seed_list[lo:hi], value_list[lo:hi])) for lo, hi in itertools.pairwise(bounds)]
+
+
+def _direction(directions: list, name: str, metric: str) -> str | None:
+    """The recorded direction of `name` in the first of `directions` (parsed rows) that has one;
+    trial columns are lower-is-better."""
     if metric in COLUMN_METRICS:
         return "min"
-    for d in rows["directions"]:
-        if isinstance(d, str) and d:
-            found = json.loads(d).get(name)
-            if found:
-                return found
+    for d in directions:
+        found = d.get(name) if d else None
+        if found:
+            return found
     return None
+
+
+def _parsed(texts: list) -> list:
+    """JSON texts parsed once per distinct text (None for a missing or empty one)."""
+    made: dict = {}
+    return [made[t] if t in made else made.setdefault(t, json.loads(t) if isinstance(t, str) and t else None)
+            for t in texts]
 
 
 def build_history(trials: pd.DataFrame, metric: str = FINAL, repo: str | Path | None = None,
@@ -201,6 +223,7 @@ def build_history(trials: pd.DataFrame, metric: str = FINAL, repo: str | Path | 
     in ``source`` (``read_runs``); without it each run id is a point. Directions come from the
     rows' recorded ``directions``; trial columns (times, steps) are lower-is-better. Returns
     (series, ordering) where ordering says how commits were ordered: ``"git"`` or ``"ended_at"``.
+    Every point's values and counts are computed at once (numpy).
     """
     if trials is None or len(trials) == 0:
         return [], "git"
@@ -215,31 +238,41 @@ def build_history(trials: pd.DataFrame, metric: str = FINAL, repo: str | Path | 
         first_end = df.groupby("commit")["ended_at"].min().sort_values(kind="stable")
         order = list(first_end.index)
     rank = {c: i for i, c in enumerate(order)}
-    cols = ["key_id", "problem_label", "label", "commit", "dirty", "code_id", "source", "seed", "status",
-            "device", "metrics", "targets", "directions", "ended_at", "load_avg", "cpu_count"]
-    cols += [c for c in COLUMN_METRICS if c not in cols]
-    lists = {c: df[c].tolist() for c in cols}
-    by_point: dict = {}
-    for i in range(len(df)):
-        point_id = tuple(lists[c][i] for c in ("key_id", "commit", "dirty", "code_id", "source"))
-        by_point.setdefault(point_id, []).append(i)
+    point_cols = ["key_id", "commit", "dirty", "code_id", "source"]
+    codes = df.groupby(point_cols, sort=False, dropna=False).ngroup().to_numpy()  # in order of appearance
+    n_points = int(codes.max()) + 1
+    groups = Groups(codes, n_points)
+    status = df["status"].to_numpy(dtype=object)
+    reached = groups.count(status == "target_reached").tolist()
+    exact = ((groups.count(df["device"].astype(str).to_numpy() != "cpu") == 0)
+             & (groups.count(status == "timeout") == 0)).tolist()
+    loads, cpus = (as_floats(df[c].tolist()) for c in ("load_avg", "cpu_count"))
+    load = groups.medians(loads, ~np.isnan(loads)).tolist()
+    n_cpus = groups.medians(cpus, ~np.isnan(cpus)).tolist()
+    ends = df["ended_at"].groupby(codes).max().reindex(range(n_points)).tolist()
+    by_seed = _by_seed(codes, n_points, df["seed"].to_numpy(), _row_values(df, metric))
+    first = groups.first_index().tolist()
+    lists = {c: df[c].tolist() for c in point_cols + ["problem_label", "label", "targets", "metrics"]}
+    directions = _parsed(df["directions"].tolist())
+    rows_of = groups.rows()
     series: dict = {}
-    for (key_id, commit, dirty, code_id, source), idx in by_point.items():
-        rows = {c: [lists[c][i] for i in idx] for c in cols}
+    for i, row in enumerate(first):
+        key_id = lists["key_id"][row]
         s = series.get(key_id)
         if s is None:
             name = metric
             if metric == FINAL:
-                name = primary_metric(rows["targets"][0], rows["metrics"][0] or {}) or metric
-            s = series[key_id] = Series(problem=rows["problem_label"][0], optimizer=rows["label"][0],
-                                        metric=name, key_id=key_id, direction=_direction(rows, name, metric))
-        ends = [e for e in rows["ended_at"] if not pd.isna(e)]
+                name = primary_metric(lists["targets"][row], lists["metrics"][row] or {}) or metric
+            s = series[key_id] = Series(problem=lists["problem_label"][row], optimizer=lists["label"][row],
+                                        metric=name, key_id=key_id,
+                                        direction=_direction([directions[r] for r in rows_of[i].tolist()],
+                                                             name, metric))
+        n_cpu = None if math.isinf(n_cpus[i]) else int(n_cpus[i])
         s.points.append(Point(
-            commit=commit, dirty=bool(dirty), by_seed=_values(rows, metric), seeds=len(idx),
-            reached=sum(st == "target_reached" for st in rows["status"]), source=str(source),
-            code_id=str(code_id), ended_at=max(ends) if ends else None,
-            exact=all(str(d) == "cpu" for d in rows["device"]) and "timeout" not in rows["status"],
-            loaded=oversubscribed_values(*_median_load(rows["load_avg"], rows["cpu_count"]))))
+            commit=lists["commit"][row], dirty=bool(lists["dirty"][row]), by_seed=by_seed[i],
+            seeds=int(groups.counts[i]), reached=reached[i], source=str(lists["source"][row]),
+            code_id=str(lists["code_id"][row]), ended_at=None if pd.isna(ends[i]) else ends[i], exact=exact[i],
+            loaded=oversubscribed_values(None if math.isinf(load[i]) else load[i], n_cpu)))
     out = sorted(series.values(), key=lambda s: (s.problem, s.optimizer, s.key_id))
     for s in out:
         s.points.sort(key=lambda p: (rank.get(p.commit, len(order)), p.dirty,
