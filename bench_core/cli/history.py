@@ -146,6 +146,7 @@ def print_history(series: list, console, ordering: str, subjects: dict | None = 
     from rich.table import Table
     from rich.text import Text
 
+    from .stacked import stacked
     from .tables import break_name, footnote_keys, legend_line, print_legend
 
     subjects = subjects or {}
@@ -168,10 +169,13 @@ def print_history(series: list, console, ordering: str, subjects: dict | None = 
         for col in columns:
             table.add_column(col, justify="left" if col in ("commit", "directory", "flag") else "right",
                              no_wrap=True)
+        rows = []
         for p in s.points:
             cells = _cells(p, notes, parent)
             cells["directory"] = "\n".join(break_name(cells["directory"], dir_w, "/-_."))
-            table.add_row(*[cells[c] if isinstance(cells[c], Text) else Text(cells[c]) for c in columns])
+            rows.append([cells[c] if isinstance(cells[c], Text) else Text(cells[c]) for c in columns])
+        if rows:
+            table.add_row(*stacked(rows))  # one row of multi-line cells: the same text, rendered faster
         console.print(table)
     print_legend(console, "compared", [legend_line(key, note) for note, key in notes.items()])
     shown = {p.key: subjects[p.commit] for p in points if subjects.get(p.commit)}
