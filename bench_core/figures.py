@@ -157,7 +157,8 @@ def colour_map(trials: pd.DataFrame) -> dict:
     names = sorted(set(trials["optimizer"])) if len(trials) else []
     colours = {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(names)}
     if len(trials):
-        colours.update({lab: colours[opt] for lab, opt in zip(trials["label"], trials["optimizer"])})
+        pairs = trials[["label", "optimizer"]].drop_duplicates()  # a setting per label: few rows
+        colours.update({lab: colours[opt] for lab, opt in zip(pairs["label"], pairs["optimizer"])})
     return colours
 
 
@@ -237,9 +238,14 @@ def new_figure(n_panels: int = 1, ncols: int = 2, size=None) -> tuple[Figure, li
 def _fit_titles(fig: Figure, axes: list) -> None:
     """Wrap each panel title narrower until, laid out, it lies within the figure; then keep that
     layout, so saving the figure draws it once without laying it out again (constrained layout
-    measures every text: the most expensive step of a figure)."""
+    measures every text: the most expensive step of a figure). Only the layout runs here, not a
+    draw of every artist (the save draws them)."""
     for attempt in range(5):
-        fig.draw_without_rendering()  # lays out (constrained layout) and measures; no pixels
+        engine = fig.get_layout_engine()
+        if engine is not None:
+            engine.execute(fig)  # lays out (constrained layout), measuring every text; no drawing
+        else:
+            fig.draw_without_rendering()
         renderer = fig.canvas.get_renderer()
         wide = [ax.title for ax in axes if ax.title.get_text()
                 and (ax.title.get_window_extent(renderer).x0 < fig.bbox.x0 - 0.5
@@ -576,7 +582,7 @@ def to_svg(fig: Figure, prefix: str = "fig") -> str:
                                                   "Type": None})
     svg = buf.getvalue()
     svg = svg[svg.index("<svg"):]
-    svg = re.sub(r"\s*<metadata>.*?</metadata>", "", svg, flags=re.S)
+    svg = re.sub(r"\s*<metadata>.*?</metadata>", "", svg, flags=re.DOTALL)
     svg = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{prefix}-{m.group(1)}"', svg)
     svg = re.sub(r'url\(#([^)]+)\)', lambda m: f"url(#{prefix}-{m.group(1)})", svg)
     svg = re.sub(r'xlink:href="#([^"]+)"', lambda m: f'xlink:href="#{prefix}-{m.group(1)}"', svg)

@@ -55,32 +55,43 @@ LEADERBOARD_COLUMNS = (
     "final_metric_q1", "final_metric_q3", "train_time_s", "steps", "statuses", "commits", "hosts")
 
 
-def leaderboard_records(rows: list[dict]) -> list[dict]:
-    """One flat dict per leaderboard row, keyed by LEADERBOARD_COLUMNS: numbers as they are
-    (None where missing or not finite), ``setting`` the whole stored label, ``statuses`` a dict."""
+def _leaderboard_values(rows: list[dict]) -> list[tuple]:
+    """Per leaderboard row, its values in LEADERBOARD_COLUMNS order, as the row holds them."""
     out = []
     for r in rows:
         prov = r.get("provenance", {})
-        values = (r["problem"], r["optimizer"], r["optimizer_name"], r["hparams"], r["kind"], r["seeds"],
-                  r["statuses"].get(REACHED, 0), r["success_rate"], *r["success_ci"], r["time_to_target_s"],
-                  *r["time_to_target_iqr"], *r["time_to_target_ci"], r["steps_to_target"], r["metric"],
-                  r["final_metric"], *r["final_metric_iqr"], r["train_time_s"], r["steps"], dict(r["statuses"]),
-                  " ".join(prov.get("commits", [])), " ".join(prov.get("hosts", [])))
-        out.append({k: _finite(v) for k, v in zip(LEADERBOARD_COLUMNS, values)})
+        out.append((r["problem"], r["optimizer"], r["optimizer_name"], r["hparams"], r["kind"], r["seeds"],
+                    r["statuses"].get(REACHED, 0), r["success_rate"], *r["success_ci"], r["time_to_target_s"],
+                    *r["time_to_target_iqr"], *r["time_to_target_ci"], r["steps_to_target"], r["metric"],
+                    r["final_metric"], *r["final_metric_iqr"], r["train_time_s"], r["steps"], dict(r["statuses"]),
+                    " ".join(prov.get("commits", [])), " ".join(prov.get("hosts", []))))
     return out
+
+
+def leaderboard_records(rows: list[dict]) -> list[dict]:
+    """One flat dict per leaderboard row, keyed by LEADERBOARD_COLUMNS: numbers as they are
+    (None where missing or not finite), ``setting`` the whole stored label, ``statuses`` a dict."""
+    return [{k: _finite(v) for k, v in zip(LEADERBOARD_COLUMNS, values)} for values in _leaderboard_values(rows)]
 
 
 def leaderboard_csv(rows: list[dict]) -> str:
     """The leaderboard as CSV text (LEADERBOARD_COLUMNS; pyarrow's writer, strings quoted),
-    numbers at full precision, missing values empty, statuses as JSON."""
+    numbers at full precision, missing and non-finite values empty, statuses as JSON."""
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.csv as pa_csv
 
-    records = leaderboard_records(rows)
-    columns = {c: pa.array([json.dumps(r[c]) if isinstance(r[c], dict) else r[c] for r in records],
-                           pa.string() if not records else None) for c in LEADERBOARD_COLUMNS}
+    columns = list(zip(*_leaderboard_values(rows))) or [()] * len(LEADERBOARD_COLUMNS)
+    arrays = {}
+    for name, values in zip(LEADERBOARD_COLUMNS, columns):
+        if name == "statuses":
+            values = [json.dumps(v) for v in values]
+        arr = pa.array(values, None if values else pa.string(), from_pandas=True)  # NaN: missing
+        if pa.types.is_floating(arr.type):
+            arr = pc.if_else(pc.is_finite(arr), arr, pa.scalar(None, arr.type))  # ±inf: missing
+        arrays[name] = arr
     sink = io.BytesIO()
-    pa_csv.write_csv(pa.table(columns), sink)
+    pa_csv.write_csv(pa.table(arrays), sink)
     return sink.getvalue().decode("utf-8")
 
 

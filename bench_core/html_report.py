@@ -226,8 +226,9 @@ def trials_csv_bytes(trials: pd.DataFrame) -> bytes:
     columns = {}
     for name, source in zip(TRIALS_CSV_COLUMNS, _TRIALS_CSV_SOURCES):
         if name == "metrics":
-            columns[name] = pa.array([json.dumps(m if isinstance(m, dict) else {}, default=str)
-                                      for m in ordered[source].tolist()], pa.string())
+            encode = json.JSONEncoder(default=str).encode  # one encoder: json.dumps(default=) makes one a call
+            columns[name] = pa.array([encode(m if isinstance(m, dict) else {}) for m in ordered[source].tolist()],
+                                     pa.string())
         else:
             columns[name] = pa.array(ordered[source], from_pandas=True)  # NaN and None: missing
     return _csv_bytes(pa.table(columns))
@@ -338,7 +339,8 @@ def _problem_section(problem: str, sub: pd.DataFrame, curves: dict | None, prows
     draws them; its tables hold its best `per_problem` settings."""
     targets = json.loads(sub["targets"].iloc[0] or "{}")
     swept = bool(_sensitivity_groups(psettings))
-    metrics, plan, sensitivity = _figure_plan(problem, sub, curves or {}, prows, psettings, colours)
+    metrics, plan, sensitivity = (_figure_plan(problem, sub, curves, prows, psettings, colours)
+                                  if curves is not None else ([], [], []))  # None: its figures are left out
     drawn = curves is not None and len(plan) + len(sensitivity) <= budget
     head = (f'<h2 id="{anchor}">{_e(problem)}</h2><p class="muted">kind {_e(sub["kind"].iloc[0])}; '
             f'params {_e(sub["problem_params"].iloc[0])}; targets {_e(json.dumps(targets))}; '
@@ -413,8 +415,11 @@ def _provenance_section(trials: pd.DataFrame) -> str:
     cols = ["suite", "run_id", "git_commit", "git_dirty", "host", "cpu_model", "gpu_model", "device",
             "python_version", "torch_version", "package_versions"]
     rows = []
-    keyed = trials[cols].apply(lambda col: col.map(_text))
-    for vals, g in keyed.groupby(cols, sort=True):
+    counts: dict = {}  # the distinct rows first (a study has few), then their text
+    for vals, n in trials.groupby(cols, sort=False, dropna=False).size().items():
+        key = tuple(map(_text, vals))
+        counts[key] = counts.get(key, 0) + n
+    for vals, n in sorted(counts.items()):
         d = dict(zip(cols, vals))
         try:
             versions = ", ".join(f"{k} {v}" for k, v in json.loads(d["package_versions"]).items())
@@ -424,7 +429,7 @@ def _provenance_section(trials: pd.DataFrame) -> str:
         gpu = d["gpu_model"] or "—"
         rows.append([_e(d["suite"]), _e(d["run_id"]), _e(commit), _e(d["host"]), _e(d["cpu_model"]),
                      _e(gpu), _e(d["device"]), _e(f"python {d['python_version']}, torch {d['torch_version']}"),
-                     f"<pre>{_e(versions)}</pre>", str(len(g))])
+                     f"<pre>{_e(versions)}</pre>", str(n)])
     return ('<h2 id="provenance">Provenance</h2>'
             + _table(["suite", "run", "commit", "host", "CPU", "GPU", "device", "python / torch",
                       "package versions", "trials"], rows, {9}))
