@@ -57,6 +57,7 @@ from a metric's name.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import statistics
@@ -163,6 +164,7 @@ def _t_sf2(t: float, dof: float) -> float:
     return float(2.0 * special.stdtr(dof, -abs(t)))
 
 
+@functools.lru_cache(maxsize=4096)
 def _t_quantile(dof: float, level: float = 0.95) -> float:
     """The two-sided `level` quantile of Student's t."""
     return float(special.stdtrit(dof, 0.5 + level / 2.0))
@@ -175,8 +177,10 @@ def paired_log_ratio(base, head, level: float = 0.95) -> tuple[float, tuple | No
     return log_ratio_test(float(d.mean()), float(d.std(ddof=1)) if len(d) >= 2 else 0.0, len(d), level)
 
 
-def log_ratio_test(mean: float, sd: float, n: int, level: float = 0.95) -> tuple[float, tuple | None, float | None, str]:
-    """``paired_log_ratio`` from the log-ratios' mean, standard deviation (ddof 1) and count."""
+def log_ratio_test(mean: float, sd: float, n: int, level: float = 0.95,
+                   p: float | None = None) -> tuple[float, tuple | None, float | None, str]:
+    """``paired_log_ratio`` from the log-ratios' mean, standard deviation (ddof 1) and count;
+    `p`: the t-test's p-value when computed already (``t_test_p``, for many keys at once)."""
     if n < 2:
         return math.exp(mean), None, None, "single seed: untested"
     if sd <= 1e-12 * max(1.0, abs(mean)):
@@ -184,8 +188,15 @@ def log_ratio_test(mean: float, sd: float, n: int, level: float = 0.95) -> tuple
         return math.exp(mean), (math.exp(mean), math.exp(mean)), p, "paired, identical ratios"
     se = sd / math.sqrt(n)
     half = _t_quantile(n - 1, level) * se
-    return (math.exp(mean), (math.exp(mean - half), math.exp(mean + half)), _t_sf2(mean / se, n - 1),
-            "paired t-test on log-ratios")
+    return (math.exp(mean), (math.exp(mean - half), math.exp(mean + half)), _t_sf2(mean / se, n - 1) if p is None
+            else p, "paired t-test on log-ratios")
+
+
+def t_test_p(mean: np.ndarray, sd: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """The one-sample t-test's two-sided p-values (as ``log_ratio_test`` computes one) of many
+    samples at once, from their means, standard deviations (ddof 1) and sizes."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 2.0 * special.stdtr(n - 1, -np.abs(mean / (sd / np.sqrt(n))))
 
 
 def welch_log_ratio(base, head, level: float = 0.95) -> tuple[float, tuple | None, float | None, str]:
@@ -554,6 +565,9 @@ def _quantity_changes(b: _Side, h: _Side, quantity: str, alpha: float, threshold
     n_all = mb["n"].tolist()
     lists = {f"{name}_{x}": m[x].tolist() for name, m in (("b", mb), ("h", mh), ("l", logs), ("d", md))
              for x in ("mean", "ss", "min", "median")}
+    with np.errstate(invalid="ignore"):
+        log_sd = np.sqrt(logs["ss"] / (logs["n"] - 1))
+    lists["l_p"] = t_test_p(logs["mean"], log_sd, logs["n"]).tolist()
     out = {}
     for key in np.flatnonzero(has).tolist():
         direction, n = directions[key], n_all[key]
@@ -565,7 +579,8 @@ def _quantity_changes(b: _Side, h: _Side, quantity: str, alpha: float, threshold
                 ratio = 1.0 if min_b > 0 else None
                 ci, p, test = ((1.0, 1.0) if ratio else None), 1.0, f"deterministic: equal on {n} seed(s)"
             elif min(min_b, lists["h_min"][key]) > 0:
-                ratio, ci, p, test = log_ratio_test(lists["l_mean"][key], _sd(lists["l_ss"][key], n), n)
+                ratio, ci, p, test = log_ratio_test(lists["l_mean"][key], _sd(lists["l_ss"][key], n), n,
+                                                    p=lists["l_p"][key])
             else:
                 ratio, ci, p, test = difference_test(lists["b_median"][key], lists["h_median"][key],
                                                      lists["d_mean"][key], _sd(lists["d_ss"][key], n), n)
