@@ -167,16 +167,20 @@ def _row_values(df: pd.DataFrame, metric: str) -> np.ndarray:
     and metric names)."""
     if metric in COLUMN_METRICS:
         return as_floats(df[metric].tolist())
-    names: dict = {}
+    made: dict = {}
     out = []
     for targets, metrics in zip(df["targets"].tolist(), df["metrics"].tolist()):
         metrics = metrics or {}
-        name = metric
-        if metric == FINAL:
-            case = (targets, tuple(metrics))
-            name = names[case] if case in names else names.setdefault(case, primary_metric(targets, metrics))
-        out.append(metrics.get(name))
+        out.append(metrics.get(_primary(made, targets, metrics) if metric == FINAL else metric))
     return as_floats(out)
+
+
+def _primary(made: dict, targets: str, metrics: dict) -> str | None:
+    """primary_metric, found once per distinct (targets, metric names) and kept in `made`."""
+    case = (targets, tuple(metrics))
+    if case not in made:
+        made[case] = primary_metric(targets, metrics)
+    return made[case]
 
 
 def _by_seed(codes: np.ndarray, n_points: int, seeds: np.ndarray, values: np.ndarray) -> list[dict]:
@@ -256,13 +260,14 @@ def build_history(trials: pd.DataFrame, metric: str = FINAL, repo: str | Path | 
     directions = _parsed(df["directions"].tolist())
     rows_of = groups.rows()
     series: dict = {}
+    made: dict = {}
     for i, row in enumerate(first):
         key_id = lists["key_id"][row]
         s = series.get(key_id)
         if s is None:
             name = metric
             if metric == FINAL:
-                name = primary_metric(lists["targets"][row], lists["metrics"][row] or {}) or metric
+                name = _primary(made, lists["targets"][row], lists["metrics"][row] or {}) or metric
             s = series[key_id] = Series(problem=lists["problem_label"][row], optimizer=lists["label"][row],
                                         metric=name, key_id=key_id,
                                         direction=_direction([directions[r] for r in rows_of[i].tolist()],
