@@ -222,16 +222,16 @@ def _csv_bytes(table: pa.Table) -> bytes:
 def trials_csv_bytes(trials: pd.DataFrame) -> bytes:
     """One line per trial (labelled trials) as UTF-8 CSV (TRIALS_CSV_COLUMNS), by problem, setting
     and seed: status, steps, times (full precision; missing empty), final metrics (JSON), error."""
-    ordered = trials.sort_values(["problem_label", "label", "seed"], kind="stable")
     columns = {}
     for name, source in zip(TRIALS_CSV_COLUMNS, _TRIALS_CSV_SOURCES):
         if name == "metrics":
             encode = json.JSONEncoder(default=str).encode  # one encoder: json.dumps(default=) makes one a call
-            columns[name] = pa.array([encode(m if isinstance(m, dict) else {}) for m in ordered[source].tolist()],
+            columns[name] = pa.array([encode(m if isinstance(m, dict) else {}) for m in trials[source].tolist()],
                                      pa.string())
         else:
-            columns[name] = pa.array(ordered[source], from_pandas=True)  # NaN and None: missing
-    return _csv_bytes(pa.table(columns))
+            columns[name] = pa.array(trials[source], from_pandas=True)  # NaN and None: missing
+    table = pa.table(columns).sort_by([("problem", "ascending"), ("setting", "ascending"), ("seed", "ascending")])
+    return _csv_bytes(table)
 
 
 def trials_csv(trials: pd.DataFrame) -> str:

@@ -2,18 +2,22 @@
 same files in the same run (not a test; prints a table).
 
     python benchmarks/report_speed.py [--trials 1000 10000] [--compacted-trials 100000] [--work DIR]
+    python benchmarks/report_speed.py --breakdown DIR   # where `bench report DIR` spends its time
 
 Reuses benchmarks/large_results.py: the same synthetic study (10 optimizers × 5 seeds × up to 50
 problems, 100 curve points per trial), written file by file as `bench run` lays it out (`--trials`;
 timed, then `bench compact`ed and timed again) or straight in the compacted layout
 (`--compacted-trials`). Each `bench report` runs as a subprocess (wall time and peak memory from
 GNU time); the anchor, DuckDB's median time to target per problem and label over
-``DIR/trials/*.parquet``, runs as a subprocess just before it. Also prints the page's size and its
-number of figures, and the load average before each block.
+``DIR/trials/*.parquet``, runs as a subprocess just before it. Also prints the page's size, its
+number of figures and the size of the files written beside it, and the load average before each
+block. ``--breakdown`` times `html_report.write_report` in process, its time split between the
+store's readers, bench_core.analysis, the figures (built and saved as SVG), the CSVs and the rest.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import sys
@@ -40,8 +44,61 @@ def _time_report(base: Path, out: Path, timeout: float) -> None:
         return
     page = out.read_text(encoding="utf-8")
     n_figures = page.count('<svg class="chart"')
-    print(f"  {'bench report':28s} {wall:8.2f} s  {peak:.2f} GB  x{wall / anchor:.1f}  "
-          f"page {len(page) / 2 ** 20:.1f} MiB, {n_figures} figures", flush=True)
+    folder = out.with_name(f"{out.stem}_files")
+    beside = sum(f.stat().st_size for f in folder.iterdir()) if folder.is_dir() else 0
+    print(f"  {'bench report':28s} {wall:8.2f} s  cpu {large_results.measure.cpu:.1f} s  {peak:.2f} GB  "
+          f"x{wall / anchor:.1f}  page {len(page) / 2 ** 20:.1f} MiB, {n_figures} figures, "
+          f"{beside / 2 ** 20:.1f} MiB beside it", flush=True)
+
+
+#: what --breakdown times: (module, function names, the part they count in)
+_PARTS = (("store", ("read_trials", "read_curves"), "store: read trials and curves"),
+          ("analysis", ("leaderboard", "settings_summary", "performance_profiles", "ranking", "setting_labels"),
+           "bench_core.analysis"),
+          ("figures", ("curves_figure", "time_figure", "sensitivity_figure", "profile_figure", "to_svg"),
+           "figures (built, saved as SVG)"),
+          ("html_report", ("trials_csv_bytes", "leaderboard_csv"), "CSVs (trials, leaderboard)"))
+
+
+def breakdown(d: str) -> None:
+    """Where ``html_report.write_report`` of `d` spends its wall and CPU time, by part (_PARTS;
+    the functions of one part do not call another part's, so nothing counts twice)."""
+    import importlib
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    from bench_core import html_report
+    spent: dict = {}
+    inside: set = set()  # parts being timed: a call within one (leaderboard calling ranking) counts once
+
+    def timed(f, part):
+        @functools.wraps(f)
+        def g(*args, **kwargs):
+            if part in inside:
+                return f(*args, **kwargs)
+            inside.add(part)
+            t, c = time.perf_counter(), time.process_time()
+            try:
+                return f(*args, **kwargs)
+            finally:
+                inside.discard(part)
+                w, cpu = spent.get(part, (0.0, 0.0))
+                spent[part] = (w + time.perf_counter() - t, cpu + time.process_time() - c)
+        return g
+    for module, names, part in _PARTS:
+        mod = importlib.import_module(f"bench_core.{module}")
+        for name in names:
+            setattr(mod, name, timed(getattr(mod, name), part))
+    print(f"  {'import':34s} wall {time.perf_counter() - t0:6.2f} s  cpu {time.process_time() - c0:6.2f} s")
+    t0, c0 = time.perf_counter(), time.process_time()
+    with tempfile.TemporaryDirectory() as tmp:
+        html_report.write_report([d], Path(tmp) / "report.html")
+    total = (time.perf_counter() - t0, time.process_time() - c0)
+    for _, _, part in _PARTS:
+        w, c = spent.get(part, (0.0, 0.0))
+        print(f"  {part:34s} wall {w:6.2f} s  cpu {c:6.2f} s")
+    rest = [t - sum(v[i] for v in spent.values()) for i, t in enumerate(total)]
+    print(f"  {'the rest (tables, page, writes)':34s} wall {rest[0]:6.2f} s  cpu {rest[1]:6.2f} s")
+    print(f"  {'write_report':34s} wall {total[0]:6.2f} s  cpu {total[1]:6.2f} s  (load {os.getloadavg()[0]:.2f})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds before a report is killed")
     ap.add_argument("--work", help="where to write the directories (default: a temporary folder)")
     ap.add_argument("--keep", action="store_true", help="keep the directories")
+    ap.add_argument("--breakdown", metavar="DIR", help="only time write_report of DIR in process, by part")
     a = ap.parse_args(argv)
+    if a.breakdown:
+        breakdown(a.breakdown)
+        return 0
     root = Path(a.work or tempfile.mkdtemp(prefix="report-speed-"))
     print(f"{os.cpu_count()} CPUs", flush=True)
     for n, layout in [(n, "files") for n in a.trials] + [(n, "compacted") for n in a.compacted_trials]:
