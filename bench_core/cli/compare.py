@@ -149,12 +149,14 @@ def _cells(c, keys: dict, tests: dict, left_out) -> dict:
             "verdict": verdict}
 
 
-def _columns(tables: list[list], keys: dict, tests: dict, left_out) -> list[str]:
-    """The columns shown with `left_out`: none of its parts, nor a column empty in every table."""
+def _columns(tables: list[list], keys: dict, tests: dict, left_out, rows: list | None = None) -> list[str]:
+    """The columns shown with `left_out`: none of its parts, nor a column empty in every table
+    (`rows`: the tables' cells, when made already)."""
     from .tables import text_width
 
     dropped = {col for part in left_out for col in _DROPS[part]}
-    rows = [_cells(c, keys, tests, left_out) for changes in tables for c in changes]
+    if rows is None:
+        rows = [_cells(c, keys, tests, left_out) for changes in tables for c in changes]
     if all(r["÷ run [CI]"] == "—" for r in rows):
         dropped.add("÷ run [CI]")
     return [col for col in COLUMNS if col not in dropped and (col in ("optimizer", "quantity")
@@ -167,8 +169,8 @@ def _name_widths(changes: list, keys: dict, tests: dict, left_out, width: int) -
     they can be, problem names (on rows of their own) broken first, then quantities."""
     from .tables import table_width, text_width
 
-    columns = _columns([changes], keys, tests, left_out)
     rows = [_cells(c, keys, tests, left_out) for c in changes]
+    columns = _columns([changes], keys, tests, left_out, rows)
     fixed = [text_width([_header(col, left_out)] + [r[col] for r in rows]) for col in columns[2:]]
     room = width - table_width(fixed + [0, 0])
     name_w = text_width([r["optimizer"] for r in rows] + ["optimizer"])
@@ -208,7 +210,9 @@ def comparison_table(changes: list, title: str, keys: dict, tests: dict, left_ou
     from .tables import break_name
 
     name_w, quantity_w, _ = _name_widths(changes, keys, tests, left_out, width)
-    columns = _columns([changes], keys, tests, left_out)
+    all_cells = [_cells(c, keys, tests, left_out) for c in changes]
+    columns = _columns([changes], keys, tests, left_out, all_cells)
+    next_cells = iter(all_cells)
     table = Table(title=escape(title), title_justify="left", caption=escape(note) if note else None,
                   caption_justify="left")
     for col in columns:
@@ -223,7 +227,7 @@ def comparison_table(changes: list, title: str, keys: dict, tests: dict, left_ou
             problem = prob
         rows = []
         for j, c in enumerate(group):
-            cells = _cells(c, keys, tests, left_out)
+            cells = next(next_cells)
             name = "\n".join(break_name(cells["optimizer"], name_w, "._ ")) if j == 0 else ""
             quantity = "\n".join(break_name(c.quantity, quantity_w))
             rows.append([Text(name), Text(quantity), *[
