@@ -433,7 +433,7 @@ class _Side:
     timeout_ids: np.ndarray = None  # (key, seed) ids with a trial ended by timeout
     off_cpu: np.ndarray = None  # per key: a row not on the CPU
     metrics: list = None
-    directions: list = None  # per row: its recorded directions, parsed (None when none)
+    directions: tuple = None  # (code per row, the distinct recorded directions parsed, None: none)
     unshared: int = 0  # keys of this side that the other lacks
 
     def __post_init__(self):
@@ -443,9 +443,8 @@ class _Side:
         self.timeout_ids = np.unique(self.key[timed] * self.n_seeds + self.seed[timed])
         self.off_cpu = self.groups.count(self.df["device"].astype(str).to_numpy() != "cpu")[:-1] > 0
         self.metrics = self.df["metrics"].tolist()
-        codes, uniques = pd.factorize(self.df["directions"])
-        parsed = [json.loads(d) if isinstance(d, str) and d else None for d in uniques] + [None]
-        self.directions = [parsed[c] for c in codes.tolist()]
+        codes, uniques = pd.factorize(self.df["directions"])  # missing: -1, the last parsed
+        self.directions = codes, [json.loads(d) if isinstance(d, str) and d else None for d in uniques] + [None]
 
     @property
     def reached(self) -> np.ndarray:
@@ -506,9 +505,10 @@ def _direction(b: _Side, h: _Side, metric: str) -> list:
         return ["min"] * b.n_keys
     found = []
     for side in (b, h):
-        values = [d.get(metric) if d else None for d in side.directions]
-        first = side.first_row(np.array([bool(v) for v in values], dtype=bool)).tolist()
-        found.append([values[i] if i >= 0 else None for i in first])
+        codes, parsed = side.directions
+        values = [d.get(metric) if d else None for d in parsed]
+        first = side.first_row(np.array([bool(v) for v in values], dtype=bool)[codes]).tolist()
+        found.append([values[codes[i]] if i >= 0 else None for i in first])
     return [x if x is not None else y for x, y in zip(*found)]
 
 
