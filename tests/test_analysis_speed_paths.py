@@ -169,3 +169,17 @@ def test_show_compare_history_tables_are_bounded_by_rows(dirs, capsys, monkeypat
     out = capsys.readouterr().out
     assert f"{settings - 2 * problems} more series on {problems} problem(s) not shown" in out
     assert out.count("commits in") == 2 * problems  # one table per series shown
+
+
+def test_bench_run_prints_a_leaderboard_bounded_by_rows(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    suite = tmp_path / "rows.toml"
+    suite.write_text('name = "rows"\nseeds = [0]\n[[problems]]\nname = "synthetic.quadratic"\n'
+                     'params = { dim = 3 }\nbudget = { max_steps = 5 }\n[[optimizers]]\nname = "torch.sgd"\n'
+                     'sweep = { lr = [0.1, 0.01, 0.001] }\n')
+    assert main(["run", str(suite), "--out", str(tmp_path / "res"), "--rows", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "2 more setting(s) on 1 problem(s) not shown (the first 1 per problem are)" in out
+    assert "bench show DIR --format csv or json gives them as data" in out
+    assert main(["run", str(suite), "--out", str(tmp_path / "res"), "--rows", "all"]) == 0
+    assert "not shown" not in capsys.readouterr().out

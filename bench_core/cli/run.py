@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..errors import BenchInputError
 from .options import add_executor_options, ensure_results_dir, make_executor
+from .rows import TABLE_ROWS, add_rows_argument, parse_rows
 
 
 def add_parser(sub) -> None:
@@ -20,6 +21,7 @@ def add_parser(sub) -> None:
                    help="reuse results of the same trials made by other code instead of rerunning them")
     p.add_argument("--compact", action="store_true",
                    help="merge the directory's per-trial files into compacted files at the end (bench compact)")
+    add_rows_argument(p, "settings", "bench show OUT --format csv or json")
     p.set_defaults(func=run_run_command)
 
 
@@ -38,6 +40,7 @@ def run_run_command(args) -> int:
     from ..threads import load_warning
     from .tables import print_leaderboard_and_summary, wide_console
 
+    per_problem = parse_rows(getattr(args, "rows", str(TABLE_ROWS)))
     suite = load_suite(args.suite, filters=args.filter, threads=args.threads)
     if not suite.trials:
         raise BenchInputError(f"{args.suite}: no trial left to run (check --filter and the optimizers' kinds)")
@@ -68,6 +71,6 @@ def run_run_command(args) -> int:
         except CompactionBusy as exc:
             console.print(f"warning: {exc}: not compacted", markup=False, highlight=False)
     df = read_trials(out, trial_ids=summary.result_ids)
-    print_leaderboard_and_summary(df, console, title=f"{suite.name}: leaderboard ({out})")
+    print_leaderboard_and_summary(df, console, title=f"{suite.name}: leaderboard ({out})", per_problem=per_problem)
     console.print(f"results: {out}/trials/*.parquet, {out}/curves/*.parquet", markup=False, highlight=False)
     return 0

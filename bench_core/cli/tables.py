@@ -196,7 +196,7 @@ def print_left_out(console: Console, what: str, left: int, problems: int, per_pr
     """One line under a bounded table: how many rows it leaves out and how to see them all."""
     from .rows import left_out_line
 
-    line = left_out_line(what, left, problems, per_problem, "--format csv or json")
+    line = left_out_line(what, left, problems, per_problem, "bench show DIR --format csv or json")
     if line:
         console.print(line, highlight=False)
 
