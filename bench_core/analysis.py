@@ -356,7 +356,14 @@ class _Directions:
 
 def _costs_per_row(values: list, hit: np.ndarray) -> list[float]:
     """A row's to-target cost: its value where it reached the target, else ∞ (a miss)."""
-    return [float(v) if h and v is not None and not pd.isna(v) else math.inf for v, h in zip(values, hit)]
+    return [float(v) if h and _present(v) else math.inf for v, h in zip(values, hit)]
+
+
+def _present(v) -> bool:
+    """Whether `v` is a value (not None, NaN or NA): pd.isna, with a fast path for plain numbers."""
+    if type(v) is float or type(v) is int:
+        return not math.isnan(v)
+    return v is not None and not pd.isna(v)
 
 
 def _sorted_distinct(grp: Groups, values: list, mask=None) -> list[list]:
@@ -404,7 +411,7 @@ def leaderboard(trials: pd.DataFrame, per_problem: int | None = None) -> list[di
     n_seeds = grp.n_distinct(df["seed"].tolist()).tolist()
     threads = df["threads"].tolist()
     threads = [sorted({int(t) for t in v}) for v in
-               grp.distinct(threads, [t is not None and not pd.isna(t) for t in threads])]
+               grp.distinct(threads, [_present(t) for t in threads])]
     commits = [str(c)[:10] + ("+dirty" if d is True else "") if isinstance(c, str) else None
                for c, d in zip(df["git_commit"].tolist(), df["git_dirty"].tolist())]
     commits = _sorted_distinct(grp, commits, [c is not None for c in commits])
