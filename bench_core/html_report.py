@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from . import analysis, figures, scaling_figures, solve_profiles
-from .cli.rows import TABLE_ROWS, first_per_problem, left_out_line
+from .cli.rows import TABLE_ROWS, first_per_problem
 from .figures import aggregate_curve, index_curves  # noqa: F401  (public here too, as before)
 from .formatting import LEADERBOARD_COLUMNS, fmt, status_counts
 from .formatting import leaderboard_csv as _leaderboard_csv
@@ -252,12 +252,15 @@ def _download(name: str, data: bytes, what: str, files: dict, files_dir: str) ->
             f'<span class="muted">(<code>{_e(path)}</code> beside the page, {len(data) / 2 ** 20:.1f} MiB)</span> ')
 
 
-def _left_out(what: str, left: int, problems: int, per_problem: int) -> str:
-    """The line under a bounded table (HTML): how many `what` it leaves out and where they all are."""
-    line = left_out_line(what, left, problems, per_problem, "the CSV downloads under the leaderboard heading")
-    if not line:
+def _left_out(what: str, left: int, problems: int | None, per_problem: int | None) -> str:
+    """The line under a bounded table (HTML): how many `what` it leaves out, of how many
+    `problems` (None: of one problem's section), and where they all are."""
+    if not left:
         return ""
-    return f'<p class="muted">{_e(line.replace("--rows all", "bench report --rows all"))}.</p>'
+    where = f" on {problems} problem(s)" if problems is not None else ""
+    best = f"the best {per_problem} of each problem are" if problems is not None else f"the best {per_problem} are"
+    return (f'<p class="muted">{left} more {_e(what)}{where} not shown ({best}): <code>bench report '
+            '--rows all</code> shows every one; the leaderboard and trials CSVs hold them all.</p>')
 
 
 def _leaderboard_section(rows: list[dict], trials: pd.DataFrame, per_problem: int | None,
@@ -380,7 +383,7 @@ def _final_metrics_table(prows: list[dict], per_problem: int | None) -> str:
     return ('<h3>Final metrics</h3><p class="muted">Median over seeds, interquartile range. '
             'Peak memory on CPU is the process\'s resident set, which other work on the host moves.</p>'
             + _table(["optimizer", *map(figures.metric_axis_label, names)], body, set(range(1, len(names) + 1)))
-            + _left_out("setting(s)", left, 1, per_problem))
+            + _left_out("setting(s)", left, None, per_problem))
 
 
 def _sensitivity(psettings: list[dict], charts: list[str], order: list[str], per_problem: int | None) -> str:
@@ -407,7 +410,7 @@ def _sensitivity(psettings: list[dict], charts: list[str], order: list[str], per
                           f"{_e(metric)} = {_e(fmt(s['selection_value']))}"])
     out.append(f'<div class="charts">{"".join(charts)}</div>')
     out.append(_table(["optimizer", "setting", "reached", "time→target s", "final"], table, {2, 3, 4}))
-    out.append(_left_out("swept setting(s)", left, 1, per_problem))
+    out.append(_left_out("swept setting(s)", left, None, per_problem))
     return "\n".join(out)
 
 

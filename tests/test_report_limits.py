@@ -146,10 +146,11 @@ def test_tables_show_the_best_settings_of_each_problem_and_say_how_many_are_left
     # the best two of each problem, as in the whole table's order
     best = [re.findall(r"<tr><td>p0</td><td>([^<]*)</td>", t)[:2] for t in (board, _tables(whole)[1])]
     assert best[0] == best[1] and len(best[0]) == 2
-    assert "12 more setting(s) on 3 problem(s) not shown (the first 2 per problem are): bench report --rows all" in page
+    assert ("12 more setting(s) on 3 problem(s) not shown (the best 2 of each problem are): <code>bench report "
+            "--rows all</code> shows every one") in page
     p0 = page.split('<h2 id="p0">')[1].split("<h2")[0]
     final, sensitivity = _tables(p0)
-    assert _rows_of(final) == 2 and "4 more setting(s) on 1 problem(s) not shown" in p0
+    assert _rows_of(final) == 2 and "4 more setting(s) not shown (the best 2 are)" in p0
     # sensitivity: opt.sweep's settings among the problem's best 2 (at least its best one), of 4
     shown = _rows_of(sensitivity)
     assert 1 <= shown <= 2 and f"{4 - shown} more swept setting(s)" in p0 and "★" in sensitivity
