@@ -563,28 +563,24 @@ def _quantity_changes(b: _Side, h: _Side, quantity: str, alpha: float, threshold
     has = (np.bincount(vb.key, minlength=k) > 0) & (np.bincount(vh.key, minlength=k) > 0)
     directions = _direction(b, h, quantity)
     n_all = mb["n"].tolist()
-    lists = {f"{name}_{x}": m[x].tolist() for name, m in (("b", mb), ("h", mh), ("l", logs), ("d", md))
-             for x in ("mean", "ss", "min", "median")}
+    b_min, h_min, b_med, h_med = mb["min"].tolist(), mh["min"].tolist(), mb["median"].tolist(), mh["median"].tolist()
+    l_mean, l_ss, d_mean, d_ss = logs["mean"].tolist(), logs["ss"].tolist(), md["mean"].tolist(), md["ss"].tolist()
     with np.errstate(invalid="ignore"):
-        log_sd = np.sqrt(logs["ss"] / (logs["n"] - 1))
-    lists["l_p"] = t_test_p(logs["mean"], log_sd, logs["n"]).tolist()
+        l_p = t_test_p(logs["mean"], np.sqrt(logs["ss"] / (logs["n"] - 1)), logs["n"]).tolist()
     out = {}
     for key in np.flatnonzero(has).tolist():
         direction, n = directions[key], n_all[key]
         exact = differ = False
         if n:
             exact, differ = direction is not None and exact_keys[key], differs[key]
-            min_b = lists["b_min"][key]
             if exact and not differ:
-                ratio = 1.0 if min_b > 0 else None
+                ratio = 1.0 if b_min[key] > 0 else None
                 ci, p, test = ((1.0, 1.0) if ratio else None), 1.0, f"deterministic: equal on {n} seed(s)"
-            elif min(min_b, lists["h_min"][key]) > 0:
-                ratio, ci, p, test = log_ratio_test(lists["l_mean"][key], _sd(lists["l_ss"][key], n), n,
-                                                    p=lists["l_p"][key])
+            elif min(b_min[key], h_min[key]) > 0:
+                ratio, ci, p, test = log_ratio_test(l_mean[key], _sd(l_ss[key], n), n, p=l_p[key])
             else:
-                ratio, ci, p, test = difference_test(lists["b_median"][key], lists["h_median"][key],
-                                                     lists["d_mean"][key], _sd(lists["d_ss"][key], n), n)
-            med_b, med_h = lists["b_median"][key], lists["h_median"][key]
+                ratio, ci, p, test = difference_test(b_med[key], h_med[key], d_mean[key], _sd(d_ss[key], n), n)
+            med_b, med_h = b_med[key], h_med[key]
         else:
             bl, hl = in_first_order(vb, key), in_first_order(vh, key)
             if min(bl + hl) <= 0:
@@ -798,9 +794,9 @@ def compare(base: pd.DataFrame, head: pd.DataFrame, threshold: float = 0.1, alph
         notes.append("time quantities not judged: " + withheld)
     key_fields = ([] if ignore else ["key_id"]) + [f for f in KEY_FIELDS if f not in set(ignore)]
     first = b.first_row().tolist()
-    columns = {f: base[f].tolist() for f in key_fields}
-    infos = [{"problem": lab[0], "optimizer": lab[1], "key": {f: columns[f][i] for f in key_fields}}
-             for lab, i in zip(labels, first)]
+    rows = base.iloc[first] if len(first) else base.iloc[:0]
+    infos = [{"problem": lab[0], "optimizer": lab[1], "key": dict(zip(key_fields, values))}
+             for lab, values in zip(labels, zip(*[rows[f].tolist() for f in key_fields]))]
     by_quantity = {}
     if wanted is None or "success_rate" in wanted:
         by_quantity["success_rate"] = dict(enumerate(_success_changes(b, h, alpha, infos)))
