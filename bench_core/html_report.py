@@ -55,8 +55,9 @@ MAX_FIGURES = 24
 #: settings one figure draws at most (curves, time-to-target bars), the best first; its title
 #: says how many of how many
 MAX_SETTINGS_DRAWN = 20
-#: a CSV download of at most this many bytes is inlined in the page (a base64 data: URI; Chromium
-#: refuses URLs over 2 MiB); a larger one is written beside the page and linked
+#: a CSV download of at most this many bytes is inlined in the page (a base64 data: URI); a larger
+#: one is written beside the page and linked (a page of tens of MiB opens slowly, and Chromium has
+#: long limited URLs to 2 MiB)
 MAX_INLINE_CSV = 1 << 20
 
 _CSS = """
