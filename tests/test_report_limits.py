@@ -137,7 +137,7 @@ def _rows_of(table: str) -> int:
 
 
 def test_tables_show_the_best_settings_of_each_problem_and_say_how_many_are_left_out(study, monkeypatch):
-    whole = _page(study, monkeypatch)  # 6 settings per problem: within the default --rows
+    whole = _page(study, monkeypatch, MAX_FIGURE_PROBLEMS=0)  # tables only (quick); 6 settings per problem
     assert "not shown" not in whole
     trials = read_trials(study).assign(source=0)
     page = html_report.render_report(trials, read_curves(study).assign(source=0), [str(study)], per_problem=2)
@@ -167,6 +167,7 @@ def test_large_csvs_are_written_beside_the_page_and_hold_every_trial(study, monk
 
     out = tmp_path / "r.html"
     monkeypatch.setattr(html_report, "MAX_INLINE_CSV", 500)  # the leaderboard and trials CSVs are larger
+    monkeypatch.setattr(html_report, "MAX_FIGURE_PROBLEMS", 0)  # no problem's figures: quick
     assert main(["report", str(study), "-o", str(out), "--rows", "1"]) == 0
     page = out.read_text()
     assert 'href="r_files/trials.csv"' in page and 'href="r_files/leaderboard.csv"' in page
