@@ -274,7 +274,7 @@ def time_deviations(pairs, alpha: float = 0.05, tests: int | None = None) -> tup
     pairs = pairs if isinstance(pairs, Paired) else Paired.from_dict(pairs)
     if len(pairs) < MIN_KEYS_FOR_RUN_EFFECT:
         return None, {}
-    m = moments(pairs.codes, len(pairs), np.log(pairs.head) - np.log(pairs.base))
+    m = moments(pairs.codes, len(pairs), np.log(pairs.head) - np.log(pairs.base), median=False)
     run = float(np.median(m["mean"]))
     dof = len(pairs.codes) - len(pairs)
     pooled_var = sum(m["ss"].tolist()) / dof if dof > 0 else None
@@ -556,8 +556,8 @@ def _quantity_changes(b: _Side, h: _Side, quantity: str, alpha: float, threshold
     k = b.n_keys
     pk, ps, pb, ph = pair(vb, vh)
     with np.errstate(divide="ignore", invalid="ignore"):
-        logs = moments(pk, k, np.log(ph) - np.log(pb))
-    mb, mh, md = moments(pk, k, pb), moments(pk, k, ph), moments(pk, k, ph - pb)
+        logs = moments(pk, k, np.log(ph) - np.log(pb), median=False)
+    mb, mh, md = moments(pk, k, pb), moments(pk, k, ph), moments(pk, k, ph - pb, median=False)
     differs = np.bincount(pk, weights=pb != ph, minlength=k).astype(np.int64).tolist()
     exact_keys = (_on_cpu(b, h) & ~_timed_out(b, h, pk * b.n_seeds + ps, pk)).tolist()
     has = (np.bincount(vb.key, minlength=k) > 0) & (np.bincount(vh.key, minlength=k) > 0)
@@ -669,7 +669,7 @@ def _time_changes(b: _Side, h: _Side, quantity: str, infos: list) -> tuple[dict,
     k = b.n_keys
     pk, _, pb, ph = pair(vb, vh)
     with np.errstate(divide="ignore", invalid="ignore"):
-        lb, lh = moments(pk, k, np.log(pb)), moments(pk, k, np.log(ph))
+        lb, lh = moments(pk, k, np.log(pb), median=False), moments(pk, k, np.log(ph), median=False)
     mb, mh = moments(pk, k, pb), moments(pk, k, ph)
     has = (np.bincount(vb.key, minlength=k) > 0) & (np.bincount(vh.key, minlength=k) > 0)
     n_all, positive = mb["n"].tolist(), (np.fmin(mb["min"], mh["min"]) > 0).tolist()

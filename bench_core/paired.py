@@ -73,10 +73,10 @@ def in_first_order(s: Seeded, key: int) -> list[float]:
     return s.value[lo:hi][np.argsort(s.first[lo:hi], kind="stable")].tolist()
 
 
-def moments(codes: np.ndarray, n_groups: int, values: np.ndarray) -> dict[str, np.ndarray]:
+def moments(codes: np.ndarray, n_groups: int, values: np.ndarray, median: bool = True) -> dict[str, np.ndarray]:
     """Per group of `codes`: n, mean, ss (the sum of squared deviations from the mean, so that
-    np.std(ddof=1) is sqrt(ss / (n − 1))), min and median of its values, in their order; NaN
-    (n 0) for a group without values."""
+    np.std(ddof=1) is sqrt(ss / (n − 1))), min and (with `median`) median of its values, in
+    their order; NaN (n 0) for a group without values."""
     groups = Groups(codes, n_groups)
     out = {k: np.full(n_groups, np.nan) for k in ("mean", "ss", "min")}
     out["n"] = np.zeros(n_groups, dtype=np.int64)
@@ -84,8 +84,9 @@ def moments(codes: np.ndarray, n_groups: int, values: np.ndarray) -> dict[str, n
         mean = arr.mean(axis=1)
         out["mean"][gs], out["min"][gs], out["n"][gs] = mean, arr.min(axis=1), n
         out["ss"][gs] = ((arr - mean[:, None]) ** 2).sum(axis=1)
-    out["median"] = groups.medians(values)
-    out["median"][out["n"] == 0] = np.nan
+    if median:
+        out["median"] = groups.medians(values)
+        out["median"][out["n"] == 0] = np.nan
     return out
 
 
