@@ -37,6 +37,7 @@ once whatever the moment. Per-trial files are read by a few threads at once.
 """
 from __future__ import annotations
 
+import bisect
 import errno
 import fcntl
 import functools
@@ -489,17 +490,43 @@ def _own_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*.parquet") if compacted_generation(p.name) is None)
 
 
-def read_compacted_trials(path: str | Path, columns: list[str] | None = None) -> pa.Table:
-    """The rows of a compacted trial file, checked: readable (page checksums too), of
-    TRIAL_SCHEMA and this schema version, each trial once. Raises DamagedFile (kind old_schema
-    for rows of an older bench-core; Vanished when the file is gone)."""
+def _read_compacted_rows(path: Path, pf: pq.ParquetFile, columns: list[str] | None,
+                         trial_ids: set | None) -> pa.Table:
+    """The rows of an open compacted file (only `columns`, which include trial_id, when given);
+    with `trial_ids`, only their rows, read one row group at a time (page checksums verified for
+    what is read): a row group whose trial_id statistics leave out every id is not read, and no
+    more than one row group's rows are held unfiltered at once."""
+    try:
+        if trial_ids is None:
+            return pf.read(columns=columns)
+        ids = sorted(trial_ids)
+        wanted = pa.array(ids, pa.string())
+        leaf = next(j for j in range(pf.metadata.num_columns) if pf.metadata.schema.column(j).path == "trial_id")
+        parts = []
+        for i in range(pf.metadata.num_row_groups):
+            stats = pf.metadata.row_group(i).column(leaf).statistics
+            if stats is not None and stats.has_min_max:
+                first = bisect.bisect_left(ids, stats.min)
+                if first == len(ids) or ids[first] > stats.max:
+                    continue
+            part = pf.read_row_group(i, columns=columns)
+            parts.append(part.filter(pc.is_in(part.column("trial_id"), value_set=wanted)))
+        empty = pf.schema_arrow.empty_table()
+        return pa.concat_tables(parts) if parts else (empty if columns is None else empty.select(columns))
+    except _READ_ERRORS as exc:
+        raise DamagedFile(path, "unreadable", _unreadable(exc)) from None
+
+
+def read_compacted_trials(path: str | Path, columns: list[str] | None = None,
+                          trial_ids: set | None = None) -> pa.Table:
+    """The rows of a compacted trial file (only those of `trial_ids` when given), checked:
+    readable (page checksums too), of TRIAL_SCHEMA and this schema version, each trial once.
+    Raises DamagedFile (kind old_schema for rows of an older bench-core; Vanished when the file
+    is gone)."""
     path = Path(path)
     pf = _open(path)
     _trial_columns(path, pf.schema_arrow)
-    try:
-        table = pf.read(columns=_with_identity(columns))
-    except _READ_ERRORS as exc:
-        raise DamagedFile(path, "unreadable", _unreadable(exc)) from None
+    table = _read_compacted_rows(path, pf, _with_identity(columns), trial_ids)
     others = set(table.column("schema_version").unique().to_pylist()) - {SCHEMA_VERSION}
     if others:
         version = min((v for v in others if v is not None), default=None)
@@ -510,13 +537,14 @@ def read_compacted_trials(path: str | Path, columns: list[str] | None = None) ->
     return table if columns is None else table.select(list(columns))
 
 
-def read_compacted_curves(path: str | Path) -> pa.Table:
-    """The points of a compacted curve file, checked: readable (page checksums too), of
-    CURVE_SCHEMA. Raises DamagedFile (Vanished when the file is gone)."""
+def read_compacted_curves(path: str | Path, trial_ids: set | None = None) -> pa.Table:
+    """The points of a compacted curve file (only those of `trial_ids` when given), checked:
+    readable (page checksums too), of CURVE_SCHEMA. Raises DamagedFile (Vanished when the file
+    is gone)."""
     path = Path(path)
     pf = _open(path)
     _curve_columns(path, pf.schema_arrow)
-    return _read(path, pf)
+    return _read_compacted_rows(path, pf, None, trial_ids)
 
 
 _INDEX: dict = {}
@@ -572,7 +600,7 @@ def _read_many(read_file, files: list[Path]) -> list:
             return read_file(f)
         except DamagedFile as damage:
             return damage
-    if len(files) < 64:
+    if len(files) < 64 or READ_THREADS == 1:
         return [one(f) for f in files]
     from concurrent.futures import ThreadPoolExecutor
 
@@ -601,7 +629,7 @@ def _read_one_dir(d: Path, sub: str, read_file, read_compacted, trial_ids: set |
     if gen:
         path = compacted_path(d, sub, gen)
         try:
-            table = read_compacted(path)
+            table = read_compacted(path, trial_ids=trial_ids)
         except Vanished:
             if current_generation(d) != gen:
                 raise _Moved from None

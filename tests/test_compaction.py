@@ -331,3 +331,26 @@ def test_bench_compact_loads_no_torch_and_no_plugin(synthetic):
     proc = subprocess.run([sys.executable, "-c", code, str(synthetic)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "loaded: []" in proc.stdout and store.current_generation(synthetic) == 1
+
+
+def test_compacted_files_read_for_some_trials_are_the_whole_file_filtered(tmp_path):
+    ids = [f"t{i:03d}" for i in range(60)]
+    curves = pa.table({"trial_id": [t for t in ids for _ in range(5)], "step": list(range(5)) * 60,
+                       "time_s": [0.1] * 300, "metric": ["loss"] * 300, "value": [float(i) for i in range(300)]},
+                      schema=store.CURVE_SCHEMA)
+    path = tmp_path / "compacted-000001.parquet"
+    pq.write_table(curves, path, row_group_size=40, write_page_checksum=True)  # 8 row groups
+    for wanted in ({"t000", "t031", "t059"}, set(ids[10:12]), {"t0305", "zz"}, set()):
+        got = store.read_compacted_curves(path, trial_ids=wanted)
+        assert got.equals(curves.filter(pa.compute.is_in(curves.column("trial_id"),
+                                                         value_set=pa.array(sorted(wanted), pa.string()))))
+    assert store.read_compacted_curves(path, trial_ids={"t031"}).column("value").to_pylist() == [155.0, 156.0,
+                                                                                                 157.0, 158.0, 159.0]
+    rows = sorted(trial_rows(50)[:20], key=lambda r: r["trial_id"])
+    trials = pa.Table.from_pylist(rows, schema=store.TRIAL_SCHEMA)
+    tpath = tmp_path / "trials.parquet"
+    pq.write_table(trials, tpath, row_group_size=3, write_page_checksum=True)
+    some = set(trials.column("trial_id").to_pylist()[4:9])
+    got = store.read_compacted_trials(tpath, ["problem"], trial_ids=some)
+    assert got.column_names == ["problem"] and got.num_rows == 5
+    assert store.read_compacted_trials(tpath, ["problem"], trial_ids={"none"}).num_rows == 0
