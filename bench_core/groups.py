@@ -183,7 +183,7 @@ class Groups:
             out[g][v] = c
         return out
 
-    def _matrices(self, values: np.ndarray, keep: np.ndarray):
+    def matrices(self, values: np.ndarray, keep: np.ndarray):
         """(groups, matrix) per number n ≥ 1 of kept values: the groups with n kept values and
         their values in order, one row each."""
         order = self.order[keep[self.order]]
@@ -203,7 +203,7 @@ class Groups:
         keep = np.isfinite(values) if mask is None else np.isfinite(values) & np.asarray(mask, dtype=bool)
         out = {k: np.full(self.n, np.nan) for k in ("median", "q1", "q3", "ci_low", "ci_high")}
         out["n"] = np.zeros(self.n, dtype=np.int64)
-        for n, gs, arr in self._matrices(values, keep):
+        for n, gs, arr in self.matrices(values, keep):
             for k, v in zip(("median", "q1", "q3", "ci_low", "ci_high"), matrix_stats(arr, bootstrap)):
                 out[k][gs] = v
             out["n"][gs] = n
@@ -215,7 +215,7 @@ class Groups:
         values = as_floats(values)
         keep = np.ones(len(values), dtype=bool) if keep is None else np.asarray(keep, dtype=bool)
         out = np.full(self.n, np.inf)
-        for _, gs, arr in self._matrices(values, keep):
+        for _, gs, arr in self.matrices(values, keep):
             out[gs] = np.median(arr, axis=1)
         return out
 

@@ -80,7 +80,7 @@ def moments(codes: np.ndarray, n_groups: int, values: np.ndarray, median: bool =
     groups = Groups(codes, n_groups)
     out = {k: np.full(n_groups, np.nan) for k in ("mean", "ss", "min")}
     out["n"] = np.zeros(n_groups, dtype=np.int64)
-    for n, gs, arr in groups._matrices(np.asarray(values, dtype=float), np.ones(len(codes), dtype=bool)):
+    for n, gs, arr in groups.matrices(np.asarray(values, dtype=float), np.ones(len(codes), dtype=bool)):
         mean = arr.mean(axis=1)
         out["mean"][gs], out["min"][gs], out["n"][gs] = mean, arr.min(axis=1), n
         out["ss"][gs] = ((arr - mean[:, None]) ** 2).sum(axis=1)
