@@ -490,6 +490,15 @@ def _own_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*.parquet") if compacted_generation(p.name) is None)
 
 
+def per_trial_files(out: str | Path) -> int:
+    """How many per-trial files `out`/trials holds (trials not yet merged by `bench compact`)."""
+    try:
+        with os.scandir(Path(out) / "trials") as entries:
+            return sum(1 for e in entries if e.name.endswith(".parquet") and compacted_generation(e.name) is None)
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+
+
 def _read_compacted_rows(path: Path, pf: pq.ParquetFile, columns: list[str] | None,
                          trial_ids: set | None) -> pa.Table:
     """The rows of an open compacted file (only `columns`, which include trial_id, when given);

@@ -183,3 +183,18 @@ def test_bench_run_prints_a_leaderboard_bounded_by_rows(tmp_path, capsys, monkey
     assert "bench show DIR --format csv or json gives them as data" in out
     assert main(["run", str(suite), "--out", str(tmp_path / "res"), "--rows", "all"]) == 0
     assert "not shown" not in capsys.readouterr().out
+
+
+def test_show_suggests_compaction_for_many_per_trial_files(dirs, capsys, monkeypatch):
+    from bench_core.cli import show
+
+    _, base, _ = dirs
+    n = store.per_trial_files(base)
+    assert n == len(store._own_files(base / "trials")) > 0
+    monkeypatch.setattr(show, "HINT_FILES", n)
+    assert main(["show", str(base)]) == 0
+    assert f"note: {base} holds {n} per-trial files; `bench compact {base}` merges them" in capsys.readouterr().err
+    monkeypatch.setattr(show, "HINT_FILES", n + 1)
+    assert main(["show", str(base)]) == 0
+    assert "bench compact" not in capsys.readouterr().err
+    assert store.per_trial_files(base / "nowhere") == 0

@@ -42,6 +42,7 @@ def run_show_command(args) -> int:
         trials = filter_trials(trials, args.filter)
         if not len(trials):
             raise BenchInputError(f"--filter {' '.join(args.filter)}: no trial of {', '.join(args.dirs)} matches")
+    compaction_hint(args.dirs)
     fmt = getattr(args, "format", "table")
     if fmt == "table":
         print_leaderboard_and_summary(trials, wide_console(), title=f"leaderboard ({', '.join(args.dirs)})",
@@ -55,3 +56,21 @@ def run_show_command(args) -> int:
               "latex": formatting.leaderboard_latex, "json": formatting.leaderboard_json}[fmt]
     sys.stdout.write(writer(leaderboard(trials)))
     return 0
+
+
+#: From this many per-trial files in a directory on, `bench show` suggests `bench compact`.
+HINT_FILES = 5000
+
+
+def compaction_hint(dirs) -> None:
+    """One line on stderr for each directory of at least HINT_FILES per-trial files: reading them
+    costs ~2 ms each, a compacted directory reads several times faster (docs/performance.md)."""
+    import sys
+
+    from ..store import per_trial_files
+
+    for d in dirs:
+        n = per_trial_files(d)
+        if n >= HINT_FILES:
+            print(f"note: {d} holds {n} per-trial files; `bench compact {d}` merges them, and reading "
+                  "the directory is then several times faster", file=sys.stderr)
