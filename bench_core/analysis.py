@@ -354,16 +354,10 @@ class _Directions:
         return next((h for h in (self.found(i, metric) for i in rows) if h), None) == "max"
 
 
-def _costs_per_row(values: list, hit: np.ndarray) -> list[float]:
+def _costs_per_row(values: list, hit: np.ndarray) -> np.ndarray:
     """A row's to-target cost: its value where it reached the target, else ∞ (a miss)."""
-    return [float(v) if h and _present(v) else math.inf for v, h in zip(values, hit)]
-
-
-def _present(v) -> bool:
-    """Whether `v` is a value (not None, NaN or NA): pd.isna, with a fast path for plain numbers."""
-    if type(v) is float or type(v) is int:
-        return not math.isnan(v)
-    return v is not None and not pd.isna(v)
+    v = as_floats(values)
+    return np.where(np.asarray(hit, dtype=bool) & ~np.isnan(v), v, math.inf)
 
 
 def _sorted_distinct(grp: Groups, values: list, mask=None) -> list[list]:
@@ -411,7 +405,7 @@ def leaderboard(trials: pd.DataFrame, per_problem: int | None = None) -> list[di
     n_seeds = grp.n_distinct(df["seed"].tolist()).tolist()
     threads = df["threads"].tolist()
     threads = [sorted({int(t) for t in v}) for v in
-               grp.distinct(threads, [_present(t) for t in threads])]
+               grp.distinct(threads, ~np.isnan(as_floats(threads)))]
     commits = [str(c)[:10] + ("+dirty" if d is True else "") if isinstance(c, str) else None
                for c, d in zip(df["git_commit"].tolist(), df["git_dirty"].tolist())]
     commits = _sorted_distinct(grp, commits, [c is not None for c in commits])

@@ -492,11 +492,7 @@ def _own_files(folder: Path) -> list[Path]:
 
 def per_trial_files(out: str | Path) -> int:
     """How many per-trial files `out`/trials holds (trials not yet merged by `bench compact`)."""
-    try:
-        with os.scandir(Path(out) / "trials") as entries:
-            return sum(1 for e in entries if e.name.endswith(".parquet") and compacted_generation(e.name) is None)
-    except (FileNotFoundError, NotADirectoryError):
-        return 0
+    return len(_own_files(Path(out) / "trials"))
 
 
 def _read_compacted_rows(path: Path, pf: pq.ParquetFile, columns: list[str] | None,
