@@ -84,9 +84,14 @@ def test_plain_readers_read_the_compacted_folders_as_datasets(synthetic):
     for sub, n in (("trials", N), ("curves", N * 8)):
         assert len(pd.read_parquet(synthetic / sub)) == n
         assert pq.read_table(synthetic / sub).num_rows == n
-    duckdb = pytest.importorskip("duckdb")
+    import duckdb
+    import polars
+
     got = duckdb.sql(f"select count(*), count(distinct trial_id) from '{synthetic}/trials/*.parquet'").fetchall()[0]
     assert got == (N, N)
+    for sub, n in (("trials", N), ("curves", N * 8)):
+        frame = polars.read_parquet(f"{synthetic}/{sub}/*.parquet")
+        assert frame.height == n and frame["trial_id"].n_unique() == N
 
 
 def test_reading_the_results_root_as_one_dataset_fails_loudly(synthetic):
