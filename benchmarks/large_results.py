@@ -4,6 +4,7 @@ prints a table).
 
     python benchmarks/large_results.py --trials 1000 10000 [--compacted-trials 100000] [--points 100] [--work DIR]
     python benchmarks/large_results.py --breakdown DIR   # where `bench show DIR` spends its time
+    python benchmarks/large_results.py --file-costs DIR  # CPU per per-trial file: pyarrow, the store, DuckDB
 
 For each size it writes two results directories (base and head: the same trials, the head 10%
 slower) as `bench run` writes them (one Parquet file per trial and per curve, page checksums,
@@ -227,6 +228,53 @@ def breakdown(d: str | Path) -> None:
     lap("summary: settings once, tuning, ranking")
 
 
+def file_costs(d: str | Path, repeats: int = 2) -> None:
+    """CPU milliseconds per per-trial file of DIR/trials (one thread unless said), interleaved
+    `repeats` times: pyarrow opening a file (footer, schema), pyarrow reading the columns `bench
+    show` uses (page checksums verified), the store's checked read of a file, `store.read_trials`
+    by 1 and by 2 reader threads, and DuckDB (its own threads) reading the same columns, and
+    its group-by (the anchor)."""
+    import duckdb
+
+    from bench_core import analysis, store
+    from bench_core.cli import show
+
+    files = store._own_files(Path(d) / "trials")
+    names = [str(f) for f in files]
+    wanted = list(analysis.ANALYSIS_COLUMNS + show.COLUMNS)
+    columns = store._with_identity(wanted)
+
+    def each(fn):
+        return lambda: [fn(f) for f in names]
+
+    def read_trials(threads):
+        def run():
+            store.READ_THREADS = threads
+            store.read_trials(d, columns=wanted)
+        return run
+    steps = {
+        "pyarrow: open a file": each(lambda f: pq.ParquetFile(f, page_checksum_verification=True).schema_arrow),
+        "pyarrow: open + read the columns": each(lambda f: pq.ParquetFile(f, page_checksum_verification=True)
+                                                 .read(columns=columns, use_threads=False)),
+        "store.read_trial_file": each(lambda f: store.read_trial_file(f, columns=wanted)),
+        "store.read_trials, 1 thread": read_trials(1),
+        "store.read_trials, 2 threads": read_trials(2),
+        "duckdb: read the same columns": lambda: duckdb.sql(f"select {', '.join(columns)} from read_parquet($f)",
+                                                            params={"f": names}).fetchall(),
+        "duckdb: group-by (anchor)": lambda: duckdb.sql("select problem, label, median(time_to_target_s) from "
+                                                        "read_parquet($f) group by all", params={"f": names}).fetchall(),
+    }
+    threads = store.READ_THREADS
+    print(f"{len(names)} per-trial files; load {os.getloadavg()[0]:.2f}; CPU ms per file (wall ms)", flush=True)
+    for r in range(repeats):
+        for name, fn in steps.items():
+            c, t = time.process_time(), time.perf_counter()
+            fn()
+            print(f"  {r}  {name:34s} {(time.process_time() - c) / len(names) * 1e3:6.2f}"
+                  f"  ({(time.perf_counter() - t) / len(names) * 1e3:6.2f})", flush=True)
+    store.READ_THREADS = threads
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, nargs="*", default=[1000, 10000])
@@ -238,7 +286,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the directories")
     ap.add_argument("--rows", default=None, help="pass --rows to show, compare and history (e.g. all)")
     ap.add_argument("--breakdown", metavar="DIR", help="only print where `bench show DIR` spends its time")
+    ap.add_argument("--file-costs", metavar="DIR", help="only print the CPU cost per per-trial file of DIR")
     a = ap.parse_args(argv)
+    if a.file_costs:
+        file_costs(a.file_costs)
+        return 0
     if a.breakdown:
         print(f"load: {os.getloadavg()[0]:.2f} (1 min)", flush=True)
         breakdown(a.breakdown)
