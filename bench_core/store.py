@@ -438,8 +438,8 @@ reader of DIR/trials may see a trial twice: bench_core.store.read_trials reads e
 #: How often a directory reader lists a directory again when a compaction moved files meanwhile.
 _RETRIES = 20
 #: Per-trial files read by this many threads at once (pyarrow releases the GIL while it reads;
-#: more threads than cores only contend for the GIL: 10,000 files took 47 s of CPU by 4 threads
-#: on 2 cores, 35 s by 2).
+#: more threads than cores only contend for the GIL). `python benchmarks/large_results.py
+#: --file-costs DIR` times 1 and 2 threads.
 READ_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
